@@ -1,0 +1,269 @@
+//! REST (JSON) bodies, with Triton's binary tensor extension in both directions.
+//!
+//! A body is a JSON header optionally followed by raw tensor bytes; the header's length comes from
+//! the `Inference-Header-Content-Length` HTTP header ([`HEADER_LENGTH`]).
+
+use crate::datatype::DataType;
+use crate::error::ProtocolError;
+use crate::json::JsonData;
+use crate::parameters::{ParamValue, Parameters};
+use crate::request::{InferRequest, InferResponse, RequestedOutput};
+use crate::signature::TensorSpec;
+use crate::tensor::{element_count, Tensor, TensorData};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// The HTTP header that carries the JSON part's length in a binary body.
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+
+#[derive(Deserialize)]
+struct RestRequest {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    parameters: Parameters,
+    inputs: Vec<RestInput>,
+    #[serde(default)]
+    outputs: Vec<RestRequestedOutput>,
+}
+
+#[derive(Deserialize)]
+struct RestInput {
+    name: String,
+    shape: Vec<i64>,
+    datatype: String,
+    #[serde(default)]
+    parameters: Parameters,
+    #[serde(default)]
+    data: Option<JsonData>,
+}
+
+#[derive(Deserialize)]
+struct RestRequestedOutput {
+    name: String,
+    #[serde(default)]
+    parameters: Parameters,
+}
+
+/// Decodes a REST inference body. `header_length` is the `Inference-Header-Content-Length` value
+/// when the client sent one (binary tensors follow the JSON).
+pub fn decode_request(body: Bytes, header_length: Option<usize>) -> Result<InferRequest, ProtocolError> {
+    let json_len = header_length.unwrap_or(body.len());
+    if json_len > body.len() {
+        return Err(ProtocolError::HeaderLength { header: json_len, body: body.len() });
+    }
+    let req: RestRequest =
+        serde_json::from_slice(&body[..json_len]).map_err(|e| ProtocolError::MalformedBody(e.to_string()))?;
+    let mut binary = body.slice(json_len..);
+    let mut inputs = Vec::with_capacity(req.inputs.len());
+    for input in req.inputs {
+        let datatype: DataType = input.datatype.parse().map_err(|_| ProtocolError::UnknownDatatype {
+            tensor: input.name.clone(),
+            given: input.datatype.clone(),
+        })?;
+        let data = match (input.parameters.get("binary_data_size"), input.data) {
+            (Some(_), Some(_)) => return Err(ProtocolError::DataTwice(input.name)),
+            (Some(size), None) => {
+                let size = size.as_u64().and_then(|s| usize::try_from(s).ok()).ok_or_else(|| {
+                    ProtocolError::BadBinarySize { tensor: input.name.clone() }
+                })?;
+                if size > binary.len() {
+                    return Err(ProtocolError::BinaryTruncated { tensor: input.name, size, left: binary.len() });
+                }
+                let raw = binary.split_to(size);
+                TensorData::from_wire(datatype, &raw, &input.name)?
+            }
+            (None, Some(json)) => TensorData::from_json(datatype, json.0, &input.name)?,
+            (None, None) => return Err(ProtocolError::MissingData(input.name)),
+        };
+        inputs.push(Tensor::new(input.name, input.shape, data)?);
+    }
+    if !binary.is_empty() {
+        return Err(ProtocolError::BinaryTrailing(binary.len()));
+    }
+    Ok(InferRequest {
+        id: req.id,
+        parameters: req.parameters,
+        inputs,
+        outputs: req
+            .outputs
+            .into_iter()
+            .map(|o| RequestedOutput { name: o.name, parameters: o.parameters })
+            .collect(),
+    })
+}
+
+/// Decodes a raw binary request (`Inference-Header-Content-Length: 0`): the whole body is the
+/// one input's tensor, batch 1; every output comes back binary.
+pub fn decode_raw_request(body: Bytes, input: &TensorSpec, batching: bool) -> Result<InferRequest, ProtocolError> {
+    let data = TensorData::from_wire(input.datatype, &body, &input.name)?;
+    let mut shape = input.shape.clone();
+    if batching {
+        if let Some(first) = shape.first_mut() {
+            *first = 1;
+        }
+    }
+    // One remaining variable dimension can be recovered from the element count.
+    let unknown: Vec<usize> = (0..shape.len()).filter(|&i| shape[i] < 0).collect();
+    if let [i] = unknown[..] {
+        shape[i] = 1;
+        let rest = element_count(&shape).unwrap_or(1).max(1);
+        shape[i] = i64::try_from(data.len() / rest).unwrap_or(i64::MAX);
+    }
+    let tensor = Tensor::new(input.name.clone(), shape, data)?;
+    let mut parameters = Parameters::new();
+    parameters.insert("binary_data_output".into(), ParamValue::Bool(true));
+    Ok(InferRequest { id: None, parameters, inputs: vec![tensor], outputs: Vec::new() })
+}
+
+#[derive(Serialize)]
+struct RestResponse<'a> {
+    model_name: &'a str,
+    model_version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Parameters::is_empty")]
+    parameters: &'a Parameters,
+    outputs: Vec<RestOutput<'a>>,
+}
+
+#[derive(Serialize)]
+struct RestOutput<'a> {
+    name: &'a str,
+    datatype: &'static str,
+    shape: &'a [i64],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<BinarySize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a TensorData>,
+}
+
+#[derive(Serialize)]
+struct BinarySize {
+    binary_data_size: usize,
+}
+
+/// An encoded REST response: the body and, when binary tensors follow the JSON, its length for
+/// the `Inference-Header-Content-Length` header.
+pub struct EncodedResponse {
+    pub body: Vec<u8>,
+    pub header_length: Option<usize>,
+}
+
+/// Whether an output goes back as binary: the output's own `binary_data`, else the request-wide
+/// `binary_data_output`, else JSON.
+pub fn wants_binary(request: &InferRequest, output: &str) -> bool {
+    request
+        .outputs
+        .iter()
+        .find(|o| o.name == output)
+        .and_then(RequestedOutput::binary_data)
+        .or_else(|| request.parameters.get("binary_data_output").and_then(ParamValue::as_bool))
+        .unwrap_or(false)
+}
+
+/// Encodes a response; `binary(name)` says which outputs travel as binary.
+pub fn encode_response(resp: &InferResponse, binary: impl Fn(&str) -> bool) -> Result<EncodedResponse, ProtocolError> {
+    let mut tail = Vec::new();
+    let outputs = resp
+        .outputs
+        .iter()
+        .map(|t| {
+            let (parameters, data) = if binary(&t.name) {
+                let before = tail.len();
+                t.data.write_wire(&mut tail);
+                (Some(BinarySize { binary_data_size: tail.len() - before }), None)
+            } else {
+                (None, Some(&t.data))
+            };
+            RestOutput { name: &t.name, datatype: t.datatype().as_str(), shape: &t.shape, parameters, data }
+        })
+        .collect();
+    let json = RestResponse {
+        model_name: &resp.model_name,
+        model_version: &resp.model_version,
+        id: resp.id.as_deref(),
+        parameters: &resp.parameters,
+        outputs,
+    };
+    let mut body = serde_json::to_vec(&json).map_err(|e| ProtocolError::MalformedBody(e.to_string()))?;
+    if tail.is_empty() {
+        return Ok(EncodedResponse { body, header_length: None });
+    }
+    let header_length = Some(body.len());
+    body.extend_from_slice(&tail);
+    Ok(EncodedResponse { body, header_length })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_json_and_binary_inputs_in_order() {
+        let json = br#"{"id":"7","inputs":[
+            {"name":"a","shape":[2],"datatype":"INT32","parameters":{"binary_data_size":8}},
+            {"name":"b","shape":[1,2],"datatype":"FP32","data":[[1.5,2]]},
+            {"name":"c","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":7}}],
+            "outputs":[{"name":"o","parameters":{"binary_data":true}}]}"#;
+        let mut body = json.to_vec();
+        body.extend_from_slice(&1i32.to_le_bytes());
+        body.extend_from_slice(&(-2i32).to_le_bytes());
+        body.extend_from_slice(&3u32.to_le_bytes());
+        body.extend_from_slice(b"abc");
+        let req = decode_request(Bytes::from(body), Some(json.len())).expect("decodes");
+        assert_eq!(req.id.as_deref(), Some("7"));
+        assert_eq!(req.inputs[0].data, TensorData::Int32(vec![1, -2]));
+        assert_eq!(req.inputs[1].data, TensorData::Fp32(vec![1.5, 2.0]));
+        assert_eq!(req.inputs[2].data, TensorData::Bytes(vec![Bytes::from_static(b"abc")]));
+        assert!(wants_binary(&req, "o"));
+        assert!(!wants_binary(&req, "p"));
+    }
+
+    #[test]
+    fn rejects_bad_bodies_with_named_errors() {
+        let e = decode_request(Bytes::from_static(b"{\"inputs\":[}"), None).unwrap_err();
+        assert!(matches!(e, ProtocolError::MalformedBody(_)));
+        let e = decode_request(Bytes::from_static(b"{}"), Some(10)).unwrap_err();
+        assert_eq!(e, ProtocolError::HeaderLength { header: 10, body: 2 });
+        let json = br#"{"inputs":[{"name":"a","shape":[2],"datatype":"INT32","parameters":{"binary_data_size":8}}]}"#;
+        let mut body = json.to_vec();
+        body.extend_from_slice(&[0; 5]);
+        let e = decode_request(Bytes::from(body), Some(json.len())).unwrap_err();
+        assert_eq!(e.to_string(), "input 'a': binary_data_size 8 runs past the end of the body (5 bytes left)");
+        let e = decode_request(Bytes::from_static(br#"{"inputs":[{"name":"a","shape":[1],"datatype":"F32","data":[1]}]}"#), None)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "input 'a': unknown datatype 'F32'");
+        let e = decode_request(Bytes::from_static(br#"{"inputs":[{"name":"a","shape":[1],"datatype":"FP32"}]}"#), None)
+            .unwrap_err();
+        assert!(matches!(e, ProtocolError::MissingData(_)));
+    }
+
+    #[test]
+    fn encodes_binary_outputs_after_the_json() {
+        let resp = InferResponse {
+            model_name: "m".into(),
+            model_version: "1".into(),
+            outputs: vec![
+                Tensor::new("x", vec![2], TensorData::Fp32(vec![1.0, 2.0])).expect("tensor"),
+                Tensor::new("y", vec![1], TensorData::Int64(vec![5])).expect("tensor"),
+            ],
+            ..Default::default()
+        };
+        let enc = encode_response(&resp, |n| n == "x").expect("encodes");
+        let len = enc.header_length.expect("binary");
+        let v: serde_json::Value = serde_json::from_slice(&enc.body[..len]).expect("json");
+        assert_eq!(v["outputs"][0]["parameters"]["binary_data_size"], 8);
+        assert_eq!(v["outputs"][1]["data"], serde_json::json!([5]));
+        assert!(v["outputs"][1].get("parameters").is_none());
+        assert_eq!(&enc.body[len..], &[0, 0, 128, 63, 0, 0, 0, 64]);
+    }
+
+    #[test]
+    fn raw_request_fills_batch_and_variable_dims() {
+        let spec = TensorSpec { name: "in".into(), datatype: DataType::Fp32, shape: vec![-1, -1], optional: false };
+        let body: Vec<u8> = [1.0f32, 2.0, 3.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let req = decode_raw_request(Bytes::from(body), &spec, true).expect("decodes");
+        assert_eq!(req.inputs[0].shape, vec![1, 3]);
+    }
+}

@@ -1,0 +1,29 @@
+//! Model runtimes: synchronous, batch-in/batch-out, no async.
+//!
+//! [`Runtime`] is the contract the server drives from one OS thread per model instance. The
+//! ONNX Runtime implementation lives in [`onnx`]: [`onnx::OnnxEnvironment`] loads the shared
+//! library once (see [`onnx::library`] for where it is looked for), then
+//! [`onnx::OnnxEnvironment::load`] makes one session per instance.
+
+pub mod error;
+pub mod onnx;
+
+pub use error::RuntimeError;
+use osprey_protocol::{Tensor, TensorSpec};
+
+/// One loaded copy of a model. `run` is called with a whole batch and returns every output.
+pub trait Runtime: Send + 'static {
+    /// Inputs as the model declares them (full shapes, `-1` for variable dimensions).
+    fn inputs(&self) -> &[TensorSpec];
+    /// Outputs as the model declares them.
+    fn outputs(&self) -> &[TensorSpec];
+    /// Runs the model once. Inputs have been validated against [`Runtime::inputs`].
+    fn run(&mut self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, RuntimeError>;
+}
+
+/// Settings that apply when a model is loaded.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Intra-op threads per instance; 0 lets the runtime choose.
+    pub intra_op_threads: usize,
+}
