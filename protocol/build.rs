@@ -5,7 +5,11 @@ use prost::Message;
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/grpc_service.proto", "proto/model_config.proto", "proto/health.proto"];
+    let files = [
+        "proto/grpc_service.proto",
+        "proto/model_config.proto",
+        "proto/health.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

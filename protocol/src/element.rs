@@ -130,6 +130,9 @@ mod tests {
         assert_eq!(i64::from_json(&JsonScalar::F64(3.0)), Some(3));
         assert_eq!(i64::from_json(&JsonScalar::F64(3.5)), None);
         assert_eq!(bool::from_json(&JsonScalar::I64(1)), None);
-        assert_eq!(f16::from_json(&JsonScalar::F64(0.5)), Some(f16::from_f32(0.5)));
+        assert_eq!(
+            f16::from_json(&JsonScalar::F64(0.5)),
+            Some(f16::from_f32(0.5))
+        );
     }
 }

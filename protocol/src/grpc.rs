@@ -54,7 +54,12 @@ pub fn params_to_grpc(params: &Parameters) -> HashMap<String, InferParameter> {
                 ParamValue::Double(d) => ParameterChoice::DoubleParam(*d),
                 ParamValue::String(s) => ParameterChoice::StringParam(s.clone()),
             };
-            (k.clone(), InferParameter { parameter_choice: Some(choice) })
+            (
+                k.clone(),
+                InferParameter {
+                    parameter_choice: Some(choice),
+                },
+            )
         })
         .collect()
 }
@@ -67,13 +72,21 @@ fn narrow<S: Copy + Into<i64>, T: TryFrom<S>>(
     values
         .into_iter()
         .map(|v| {
-            T::try_from(v).map_err(|_| ProtocolError::ContentsRange { tensor: tensor.to_string(), value: v.into(), datatype })
+            T::try_from(v).map_err(|_| ProtocolError::ContentsRange {
+                tensor: tensor.to_string(),
+                value: v.into(),
+                datatype,
+            })
         })
         .collect()
 }
 
 /// Takes the typed `contents` field that belongs to the datatype.
-fn data_from_contents(datatype: DataType, c: InferTensorContents, tensor: &str) -> Result<TensorData, ProtocolError> {
+fn data_from_contents(
+    datatype: DataType,
+    c: InferTensorContents,
+    tensor: &str,
+) -> Result<TensorData, ProtocolError> {
     Ok(match datatype {
         DataType::Bool => TensorData::Bool(c.bool_contents),
         DataType::Int8 => TensorData::Int8(narrow(c.int_contents, tensor, datatype)?),
@@ -88,7 +101,10 @@ fn data_from_contents(datatype: DataType, c: InferTensorContents, tensor: &str) 
         DataType::Fp64 => TensorData::Fp64(c.fp64_contents),
         DataType::Bytes => TensorData::Bytes(c.bytes_contents),
         DataType::Fp16 | DataType::Bf16 => {
-            return Err(ProtocolError::NoTypedContents { tensor: tensor.to_string(), datatype })
+            return Err(ProtocolError::NoTypedContents {
+                tensor: tensor.to_string(),
+                datatype,
+            })
         }
     })
 }
@@ -97,15 +113,22 @@ fn data_from_contents(datatype: DataType, c: InferTensorContents, tensor: &str) 
 pub fn request_from_grpc(req: ModelInferRequest) -> Result<InferRequest, ProtocolError> {
     let use_raw = !req.raw_input_contents.is_empty();
     if use_raw && req.raw_input_contents.len() != req.inputs.len() {
-        return Err(ProtocolError::RawCount { raw: req.raw_input_contents.len(), inputs: req.inputs.len() });
+        return Err(ProtocolError::RawCount {
+            raw: req.raw_input_contents.len(),
+            inputs: req.inputs.len(),
+        });
     }
     let mut raw = req.raw_input_contents.into_iter();
     let mut inputs = Vec::with_capacity(req.inputs.len());
     for input in req.inputs {
-        let datatype: DataType = input.datatype.parse().map_err(|_| ProtocolError::UnknownDatatype {
-            tensor: input.name.clone(),
-            given: input.datatype.clone(),
-        })?;
+        let datatype: DataType =
+            input
+                .datatype
+                .parse()
+                .map_err(|_| ProtocolError::UnknownDatatype {
+                    tensor: input.name.clone(),
+                    given: input.datatype.clone(),
+                })?;
         let data = match (raw.next(), input.contents) {
             (Some(bytes), _) => TensorData::from_wire(datatype, &bytes, &input.name)?,
             (None, Some(contents)) => data_from_contents(datatype, contents, &input.name)?,
@@ -120,7 +143,10 @@ pub fn request_from_grpc(req: ModelInferRequest) -> Result<InferRequest, Protoco
         outputs: req
             .outputs
             .into_iter()
-            .map(|o| RequestedOutput { name: o.name, parameters: params_from_grpc(o.parameters) })
+            .map(|o| RequestedOutput {
+                name: o.name,
+                parameters: params_from_grpc(o.parameters),
+            })
             .collect(),
     })
 }
@@ -154,8 +180,19 @@ mod tests {
     use super::*;
     use inference::model_infer_request::InferInputTensor;
 
-    fn input(name: &str, datatype: &str, shape: Vec<i64>, contents: Option<InferTensorContents>) -> InferInputTensor {
-        InferInputTensor { name: name.into(), datatype: datatype.into(), shape, parameters: HashMap::new(), contents }
+    fn input(
+        name: &str,
+        datatype: &str,
+        shape: Vec<i64>,
+        contents: Option<InferTensorContents>,
+    ) -> InferInputTensor {
+        InferInputTensor {
+            name: name.into(),
+            datatype: datatype.into(),
+            shape,
+            parameters: HashMap::new(),
+            contents,
+        }
     }
 
     #[test]
@@ -165,17 +202,26 @@ mod tests {
                 "a",
                 "INT8",
                 vec![2],
-                Some(InferTensorContents { int_contents: vec![1, -1], ..Default::default() }),
+                Some(InferTensorContents {
+                    int_contents: vec![1, -1],
+                    ..Default::default()
+                }),
             )],
             ..Default::default()
         };
-        assert_eq!(request_from_grpc(req).expect("ok").inputs[0].data, TensorData::Int8(vec![1, -1]));
+        assert_eq!(
+            request_from_grpc(req).expect("ok").inputs[0].data,
+            TensorData::Int8(vec![1, -1])
+        );
         let req = ModelInferRequest {
             inputs: vec![input("a", "FP32", vec![1], None)],
             raw_input_contents: vec![bytes::Bytes::from(2.5f32.to_le_bytes().to_vec())],
             ..Default::default()
         };
-        assert_eq!(request_from_grpc(req).expect("ok").inputs[0].data, TensorData::Fp32(vec![2.5]));
+        assert_eq!(
+            request_from_grpc(req).expect("ok").inputs[0].data,
+            TensorData::Fp32(vec![2.5])
+        );
     }
 
     #[test]
@@ -185,17 +231,29 @@ mod tests {
                 "a",
                 "INT8",
                 vec![1],
-                Some(InferTensorContents { int_contents: vec![300], ..Default::default() }),
+                Some(InferTensorContents {
+                    int_contents: vec![300],
+                    ..Default::default()
+                }),
             )],
             ..Default::default()
         };
-        assert_eq!(request_from_grpc(req).unwrap_err().to_string(), "input 'a': value 300 does not fit INT8");
+        assert_eq!(
+            request_from_grpc(req).unwrap_err().to_string(),
+            "input 'a': value 300 does not fit INT8"
+        );
         let req = ModelInferRequest {
-            inputs: vec![input("a", "FP32", vec![1], None), input("b", "FP32", vec![1], None)],
+            inputs: vec![
+                input("a", "FP32", vec![1], None),
+                input("b", "FP32", vec![1], None),
+            ],
             raw_input_contents: vec![bytes::Bytes::new()],
             ..Default::default()
         };
-        assert!(matches!(request_from_grpc(req), Err(ProtocolError::RawCount { raw: 1, inputs: 2 })));
+        assert!(matches!(
+            request_from_grpc(req),
+            Err(ProtocolError::RawCount { raw: 1, inputs: 2 })
+        ));
     }
 
     #[test]

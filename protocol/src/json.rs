@@ -95,7 +95,12 @@ mod tests {
         let d: JsonData = serde_json::from_str("[[1, 2], [3.5, -4]]").expect("valid");
         assert_eq!(
             d.0,
-            vec![JsonScalar::U64(1), JsonScalar::U64(2), JsonScalar::F64(3.5), JsonScalar::I64(-4)]
+            vec![
+                JsonScalar::U64(1),
+                JsonScalar::U64(2),
+                JsonScalar::F64(3.5),
+                JsonScalar::I64(-4)
+            ]
         );
         let s: JsonData = serde_json::from_str(r#"["a", ["b"]]"#).expect("valid");
         assert_eq!(s.0.len(), 2);

@@ -23,7 +23,9 @@ pub struct RequestedOutput {
 impl RequestedOutput {
     /// The requested output's `binary_data` parameter, if set.
     pub fn binary_data(&self) -> Option<bool> {
-        self.parameters.get("binary_data").and_then(ParamValue::as_bool)
+        self.parameters
+            .get("binary_data")
+            .and_then(ParamValue::as_bool)
     }
 }
 

@@ -47,28 +47,45 @@ struct RestRequestedOutput {
 
 /// Decodes a REST inference body. `header_length` is the `Inference-Header-Content-Length` value
 /// when the client sent one (binary tensors follow the JSON).
-pub fn decode_request(body: Bytes, header_length: Option<usize>) -> Result<InferRequest, ProtocolError> {
+pub fn decode_request(
+    body: Bytes,
+    header_length: Option<usize>,
+) -> Result<InferRequest, ProtocolError> {
     let json_len = header_length.unwrap_or(body.len());
     if json_len > body.len() {
-        return Err(ProtocolError::HeaderLength { header: json_len, body: body.len() });
+        return Err(ProtocolError::HeaderLength {
+            header: json_len,
+            body: body.len(),
+        });
     }
-    let req: RestRequest =
-        serde_json::from_slice(&body[..json_len]).map_err(|e| ProtocolError::MalformedBody(e.to_string()))?;
+    let req: RestRequest = serde_json::from_slice(&body[..json_len])
+        .map_err(|e| ProtocolError::MalformedBody(e.to_string()))?;
     let mut binary = body.slice(json_len..);
     let mut inputs = Vec::with_capacity(req.inputs.len());
     for input in req.inputs {
-        let datatype: DataType = input.datatype.parse().map_err(|_| ProtocolError::UnknownDatatype {
-            tensor: input.name.clone(),
-            given: input.datatype.clone(),
-        })?;
+        let datatype: DataType =
+            input
+                .datatype
+                .parse()
+                .map_err(|_| ProtocolError::UnknownDatatype {
+                    tensor: input.name.clone(),
+                    given: input.datatype.clone(),
+                })?;
         let data = match (input.parameters.get("binary_data_size"), input.data) {
             (Some(_), Some(_)) => return Err(ProtocolError::DataTwice(input.name)),
             (Some(size), None) => {
-                let size = size.as_u64().and_then(|s| usize::try_from(s).ok()).ok_or_else(|| {
-                    ProtocolError::BadBinarySize { tensor: input.name.clone() }
-                })?;
+                let size = size
+                    .as_u64()
+                    .and_then(|s| usize::try_from(s).ok())
+                    .ok_or_else(|| ProtocolError::BadBinarySize {
+                        tensor: input.name.clone(),
+                    })?;
                 if size > binary.len() {
-                    return Err(ProtocolError::BinaryTruncated { tensor: input.name, size, left: binary.len() });
+                    return Err(ProtocolError::BinaryTruncated {
+                        tensor: input.name,
+                        size,
+                        left: binary.len(),
+                    });
                 }
                 let raw = binary.split_to(size);
                 TensorData::from_wire(datatype, &raw, &input.name)?
@@ -88,14 +105,21 @@ pub fn decode_request(body: Bytes, header_length: Option<usize>) -> Result<Infer
         outputs: req
             .outputs
             .into_iter()
-            .map(|o| RequestedOutput { name: o.name, parameters: o.parameters })
+            .map(|o| RequestedOutput {
+                name: o.name,
+                parameters: o.parameters,
+            })
             .collect(),
     })
 }
 
 /// Decodes a raw binary request (`Inference-Header-Content-Length: 0`): the whole body is the
 /// one input's tensor, batch 1; every output comes back binary.
-pub fn decode_raw_request(body: Bytes, input: &TensorSpec, batching: bool) -> Result<InferRequest, ProtocolError> {
+pub fn decode_raw_request(
+    body: Bytes,
+    input: &TensorSpec,
+    batching: bool,
+) -> Result<InferRequest, ProtocolError> {
     let data = TensorData::from_wire(input.datatype, &body, &input.name)?;
     let mut shape = input.shape.clone();
     if batching {
@@ -113,7 +137,12 @@ pub fn decode_raw_request(body: Bytes, input: &TensorSpec, batching: bool) -> Re
     let tensor = Tensor::new(input.name.clone(), shape, data)?;
     let mut parameters = Parameters::new();
     parameters.insert("binary_data_output".into(), ParamValue::Bool(true));
-    Ok(InferRequest { id: None, parameters, inputs: vec![tensor], outputs: Vec::new() })
+    Ok(InferRequest {
+        id: None,
+        parameters,
+        inputs: vec![tensor],
+        outputs: Vec::new(),
+    })
 }
 
 #[derive(Serialize)]
@@ -158,12 +187,20 @@ pub fn wants_binary(request: &InferRequest, output: &str) -> bool {
         .iter()
         .find(|o| o.name == output)
         .and_then(RequestedOutput::binary_data)
-        .or_else(|| request.parameters.get("binary_data_output").and_then(ParamValue::as_bool))
+        .or_else(|| {
+            request
+                .parameters
+                .get("binary_data_output")
+                .and_then(ParamValue::as_bool)
+        })
         .unwrap_or(false)
 }
 
 /// Encodes a response; `binary(name)` says which outputs travel as binary.
-pub fn encode_response(resp: &InferResponse, binary: impl Fn(&str) -> bool) -> Result<EncodedResponse, ProtocolError> {
+pub fn encode_response(
+    resp: &InferResponse,
+    binary: impl Fn(&str) -> bool,
+) -> Result<EncodedResponse, ProtocolError> {
     let mut tail = Vec::new();
     let outputs = resp
         .outputs
@@ -172,11 +209,22 @@ pub fn encode_response(resp: &InferResponse, binary: impl Fn(&str) -> bool) -> R
             let (parameters, data) = if binary(&t.name) {
                 let before = tail.len();
                 t.data.write_wire(&mut tail);
-                (Some(BinarySize { binary_data_size: tail.len() - before }), None)
+                (
+                    Some(BinarySize {
+                        binary_data_size: tail.len() - before,
+                    }),
+                    None,
+                )
             } else {
                 (None, Some(&t.data))
             };
-            RestOutput { name: &t.name, datatype: t.datatype().as_str(), shape: &t.shape, parameters, data }
+            RestOutput {
+                name: &t.name,
+                datatype: t.datatype().as_str(),
+                shape: &t.shape,
+                parameters,
+                data,
+            }
         })
         .collect();
     let json = RestResponse {
@@ -186,13 +234,20 @@ pub fn encode_response(resp: &InferResponse, binary: impl Fn(&str) -> bool) -> R
         parameters: &resp.parameters,
         outputs,
     };
-    let mut body = serde_json::to_vec(&json).map_err(|e| ProtocolError::MalformedBody(e.to_string()))?;
+    let mut body =
+        serde_json::to_vec(&json).map_err(|e| ProtocolError::MalformedBody(e.to_string()))?;
     if tail.is_empty() {
-        return Ok(EncodedResponse { body, header_length: None });
+        return Ok(EncodedResponse {
+            body,
+            header_length: None,
+        });
     }
     let header_length = Some(body.len());
     body.extend_from_slice(&tail);
-    Ok(EncodedResponse { body, header_length })
+    Ok(EncodedResponse {
+        body,
+        header_length,
+    })
 }
 
 #[cfg(test)]
@@ -215,7 +270,10 @@ mod tests {
         assert_eq!(req.id.as_deref(), Some("7"));
         assert_eq!(req.inputs[0].data, TensorData::Int32(vec![1, -2]));
         assert_eq!(req.inputs[1].data, TensorData::Fp32(vec![1.5, 2.0]));
-        assert_eq!(req.inputs[2].data, TensorData::Bytes(vec![Bytes::from_static(b"abc")]));
+        assert_eq!(
+            req.inputs[2].data,
+            TensorData::Bytes(vec![Bytes::from_static(b"abc")])
+        );
         assert!(wants_binary(&req, "o"));
         assert!(!wants_binary(&req, "p"));
     }
@@ -225,17 +283,34 @@ mod tests {
         let e = decode_request(Bytes::from_static(b"{\"inputs\":[}"), None).unwrap_err();
         assert!(matches!(e, ProtocolError::MalformedBody(_)));
         let e = decode_request(Bytes::from_static(b"{}"), Some(10)).unwrap_err();
-        assert_eq!(e, ProtocolError::HeaderLength { header: 10, body: 2 });
+        assert_eq!(
+            e,
+            ProtocolError::HeaderLength {
+                header: 10,
+                body: 2
+            }
+        );
         let json = br#"{"inputs":[{"name":"a","shape":[2],"datatype":"INT32","parameters":{"binary_data_size":8}}]}"#;
         let mut body = json.to_vec();
         body.extend_from_slice(&[0; 5]);
         let e = decode_request(Bytes::from(body), Some(json.len())).unwrap_err();
-        assert_eq!(e.to_string(), "input 'a': binary_data_size 8 runs past the end of the body (5 bytes left)");
-        let e = decode_request(Bytes::from_static(br#"{"inputs":[{"name":"a","shape":[1],"datatype":"F32","data":[1]}]}"#), None)
-            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "input 'a': binary_data_size 8 runs past the end of the body (5 bytes left)"
+        );
+        let e = decode_request(
+            Bytes::from_static(
+                br#"{"inputs":[{"name":"a","shape":[1],"datatype":"F32","data":[1]}]}"#,
+            ),
+            None,
+        )
+        .unwrap_err();
         assert_eq!(e.to_string(), "input 'a': unknown datatype 'F32'");
-        let e = decode_request(Bytes::from_static(br#"{"inputs":[{"name":"a","shape":[1],"datatype":"FP32"}]}"#), None)
-            .unwrap_err();
+        let e = decode_request(
+            Bytes::from_static(br#"{"inputs":[{"name":"a","shape":[1],"datatype":"FP32"}]}"#),
+            None,
+        )
+        .unwrap_err();
         assert!(matches!(e, ProtocolError::MissingData(_)));
     }
 
@@ -261,8 +336,16 @@ mod tests {
 
     #[test]
     fn raw_request_fills_batch_and_variable_dims() {
-        let spec = TensorSpec { name: "in".into(), datatype: DataType::Fp32, shape: vec![-1, -1], optional: false };
-        let body: Vec<u8> = [1.0f32, 2.0, 3.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let spec = TensorSpec {
+            name: "in".into(),
+            datatype: DataType::Fp32,
+            shape: vec![-1, -1],
+            optional: false,
+        };
+        let body: Vec<u8> = [1.0f32, 2.0, 3.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         let req = decode_raw_request(Bytes::from(body), &spec, true).expect("decodes");
         assert_eq!(req.inputs[0].shape, vec![1, 3]);
     }

@@ -48,11 +48,13 @@ impl ModelSignature {
             if req.inputs[..i].iter().any(|p| p.name == t.name) {
                 return Err(ProtocolError::DuplicateInput(t.name.clone()));
             }
-            let spec = self.input(&t.name).ok_or_else(|| ProtocolError::UnknownInput {
-                tensor: t.name.clone(),
-                model: self.name.clone(),
-                expected: names(&self.inputs),
-            })?;
+            let spec = self
+                .input(&t.name)
+                .ok_or_else(|| ProtocolError::UnknownInput {
+                    tensor: t.name.clone(),
+                    model: self.name.clone(),
+                    expected: names(&self.inputs),
+                })?;
             if t.datatype() != spec.datatype {
                 return Err(ProtocolError::WrongDatatype {
                     tensor: t.name.clone(),
@@ -61,7 +63,10 @@ impl ModelSignature {
                 });
             }
             let shape_ok = t.shape.len() == spec.shape.len()
-                && t.shape.iter().zip(&spec.shape).all(|(&g, &e)| e < 0 || g == e);
+                && t.shape
+                    .iter()
+                    .zip(&spec.shape)
+                    .all(|(&g, &e)| e < 0 || g == e);
             if !shape_ok {
                 return Err(ProtocolError::WrongShape {
                     tensor: t.name.clone(),
@@ -125,8 +130,18 @@ mod tests {
     fn mlp() -> ModelSignature {
         ModelSignature {
             name: "mlp".into(),
-            inputs: vec![TensorSpec { name: "input".into(), datatype: DataType::Fp32, shape: vec![-1, 4], optional: false }],
-            outputs: vec![TensorSpec { name: "output".into(), datatype: DataType::Fp32, shape: vec![-1, 2], optional: false }],
+            inputs: vec![TensorSpec {
+                name: "input".into(),
+                datatype: DataType::Fp32,
+                shape: vec![-1, 4],
+                optional: false,
+            }],
+            outputs: vec![TensorSpec {
+                name: "output".into(),
+                datatype: DataType::Fp32,
+                shape: vec![-1, 2],
+                optional: false,
+            }],
             max_batch_size: 2,
         }
     }
@@ -134,32 +149,66 @@ mod tests {
     fn req(shape: Vec<i64>, data: TensorData) -> InferRequest {
         let name = "input";
         let n = data.len();
-        let t = Tensor::new(name, shape.clone(), data)
-            .unwrap_or_else(|_| Tensor { name: name.into(), shape, data: TensorData::Fp32(vec![0.0; n]) });
-        InferRequest { inputs: vec![t], ..Default::default() }
+        let t = Tensor::new(name, shape.clone(), data).unwrap_or_else(|_| Tensor {
+            name: name.into(),
+            shape,
+            data: TensorData::Fp32(vec![0.0; n]),
+        });
+        InferRequest {
+            inputs: vec![t],
+            ..Default::default()
+        }
     }
 
     #[test]
     fn accepts_a_good_request() {
-        assert_eq!(mlp().validate(&req(vec![2, 4], TensorData::Fp32(vec![0.0; 8]))), Ok(()));
+        assert_eq!(
+            mlp().validate(&req(vec![2, 4], TensorData::Fp32(vec![0.0; 8]))),
+            Ok(())
+        );
     }
 
     #[test]
     fn names_the_tensor_in_each_rule() {
         let m = mlp();
-        let e = m.validate(&req(vec![1, 3], TensorData::Fp32(vec![0.0; 3]))).unwrap_err();
-        assert_eq!(e.to_string(), "input 'input': expected shape [-1,4], got [1,3]");
-        let e = m.validate(&req(vec![1, 4], TensorData::Int32(vec![0; 4]))).unwrap_err();
-        assert_eq!(e.to_string(), "input 'input': expected datatype FP32, got INT32");
-        let e = m.validate(&req(vec![3, 4], TensorData::Fp32(vec![0.0; 12]))).unwrap_err();
-        assert!(matches!(e, ProtocolError::BatchTooLarge { got: 3, max: 2, .. }));
+        let e = m
+            .validate(&req(vec![1, 3], TensorData::Fp32(vec![0.0; 3])))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "input 'input': expected shape [-1,4], got [1,3]"
+        );
+        let e = m
+            .validate(&req(vec![1, 4], TensorData::Int32(vec![0; 4])))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "input 'input': expected datatype FP32, got INT32"
+        );
+        let e = m
+            .validate(&req(vec![3, 4], TensorData::Fp32(vec![0.0; 12])))
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            ProtocolError::BatchTooLarge { got: 3, max: 2, .. }
+        ));
         let e = m.validate(&InferRequest::default()).unwrap_err();
         assert!(matches!(e, ProtocolError::MissingInput { .. }), "{e}");
         let mut r = req(vec![1, 4], TensorData::Fp32(vec![0.0; 4]));
-        r.outputs.push(RequestedOutput { name: "nope".into(), parameters: Default::default() });
-        assert!(m.validate(&r).unwrap_err().to_string().contains("unknown output 'nope'"));
+        r.outputs.push(RequestedOutput {
+            name: "nope".into(),
+            parameters: Default::default(),
+        });
+        assert!(m
+            .validate(&r)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown output 'nope'"));
         let mut r = req(vec![1, 4], TensorData::Fp32(vec![0.0; 4]));
         r.inputs.push(r.inputs[0].clone());
-        assert_eq!(m.validate(&r), Err(ProtocolError::DuplicateInput("input".into())));
+        assert_eq!(
+            m.validate(&r),
+            Err(ProtocolError::DuplicateInput("input".into()))
+        );
     }
 }

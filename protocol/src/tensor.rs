@@ -55,19 +55,58 @@ macro_rules! match_tensor_data {
 macro_rules! build_tensor_data {
     ($dt:expr, $t:ident => $fixed:expr, bytes => $bytes:expr) => {
         match $dt {
-            DataType::Bool => { type $t = bool; TensorData::Bool($fixed?) }
-            DataType::Uint8 => { type $t = u8; TensorData::Uint8($fixed?) }
-            DataType::Uint16 => { type $t = u16; TensorData::Uint16($fixed?) }
-            DataType::Uint32 => { type $t = u32; TensorData::Uint32($fixed?) }
-            DataType::Uint64 => { type $t = u64; TensorData::Uint64($fixed?) }
-            DataType::Int8 => { type $t = i8; TensorData::Int8($fixed?) }
-            DataType::Int16 => { type $t = i16; TensorData::Int16($fixed?) }
-            DataType::Int32 => { type $t = i32; TensorData::Int32($fixed?) }
-            DataType::Int64 => { type $t = i64; TensorData::Int64($fixed?) }
-            DataType::Fp16 => { type $t = f16; TensorData::Fp16($fixed?) }
-            DataType::Bf16 => { type $t = bf16; TensorData::Bf16($fixed?) }
-            DataType::Fp32 => { type $t = f32; TensorData::Fp32($fixed?) }
-            DataType::Fp64 => { type $t = f64; TensorData::Fp64($fixed?) }
+            DataType::Bool => {
+                type $t = bool;
+                TensorData::Bool($fixed?)
+            }
+            DataType::Uint8 => {
+                type $t = u8;
+                TensorData::Uint8($fixed?)
+            }
+            DataType::Uint16 => {
+                type $t = u16;
+                TensorData::Uint16($fixed?)
+            }
+            DataType::Uint32 => {
+                type $t = u32;
+                TensorData::Uint32($fixed?)
+            }
+            DataType::Uint64 => {
+                type $t = u64;
+                TensorData::Uint64($fixed?)
+            }
+            DataType::Int8 => {
+                type $t = i8;
+                TensorData::Int8($fixed?)
+            }
+            DataType::Int16 => {
+                type $t = i16;
+                TensorData::Int16($fixed?)
+            }
+            DataType::Int32 => {
+                type $t = i32;
+                TensorData::Int32($fixed?)
+            }
+            DataType::Int64 => {
+                type $t = i64;
+                TensorData::Int64($fixed?)
+            }
+            DataType::Fp16 => {
+                type $t = f16;
+                TensorData::Fp16($fixed?)
+            }
+            DataType::Bf16 => {
+                type $t = bf16;
+                TensorData::Bf16($fixed?)
+            }
+            DataType::Fp32 => {
+                type $t = f32;
+                TensorData::Fp32($fixed?)
+            }
+            DataType::Fp64 => {
+                type $t = f64;
+                TensorData::Fp64($fixed?)
+            }
             DataType::Bytes => TensorData::Bytes($bytes?),
         }
     };
@@ -94,14 +133,20 @@ impl TensorData {
 
     /// Decodes the binary wire form: little-endian elements, or for BYTES each element as a
     /// 4-byte little-endian length followed by its bytes. `what` names the tensor in errors.
-    pub fn from_wire(datatype: DataType, raw: &Bytes, what: &str) -> Result<TensorData, ProtocolError> {
+    pub fn from_wire(
+        datatype: DataType,
+        raw: &Bytes,
+        what: &str,
+    ) -> Result<TensorData, ProtocolError> {
         let size_err = || ProtocolError::RawSize {
             tensor: what.to_string(),
             datatype,
             len: raw.len(),
         };
-        Ok(build_tensor_data!(datatype, T => decode_le::<T>(raw).ok_or_else(size_err),
-            bytes => decode_bytes_elements(raw).ok_or_else(|| ProtocolError::BadBytesEncoding(what.to_string()))))
+        Ok(
+            build_tensor_data!(datatype, T => decode_le::<T>(raw).ok_or_else(size_err),
+            bytes => decode_bytes_elements(raw).ok_or_else(|| ProtocolError::BadBytesEncoding(what.to_string()))),
+        )
     }
 
     /// Appends the binary wire form (see [`TensorData::from_wire`]).
@@ -129,7 +174,11 @@ impl TensorData {
     }
 
     /// Converts JSON scalars to the datatype, naming `what` and the element index on failure.
-    pub fn from_json(datatype: DataType, values: Vec<JsonScalar>, what: &str) -> Result<TensorData, ProtocolError> {
+    pub fn from_json(
+        datatype: DataType,
+        values: Vec<JsonScalar>,
+        what: &str,
+    ) -> Result<TensorData, ProtocolError> {
         let bad = |i: usize, v: &JsonScalar| ProtocolError::JsonElement {
             tensor: what.to_string(),
             index: i,
@@ -208,7 +257,11 @@ pub struct Tensor {
 impl Tensor {
     /// Builds a tensor, checking that the shape has no negative dimension and that its element
     /// count matches the data.
-    pub fn new(name: impl Into<String>, shape: Vec<i64>, data: TensorData) -> Result<Tensor, ProtocolError> {
+    pub fn new(
+        name: impl Into<String>,
+        shape: Vec<i64>,
+        data: TensorData,
+    ) -> Result<Tensor, ProtocolError> {
         let name = name.into();
         let expected = element_count(&shape).ok_or_else(|| ProtocolError::BadShape {
             tensor: name.clone(),
@@ -276,7 +329,8 @@ mod tests {
 
     #[test]
     fn truncated_wire_is_an_error() {
-        let err = TensorData::from_wire(DataType::Fp32, &Bytes::from_static(&[0, 0, 0]), "x").unwrap_err();
+        let err = TensorData::from_wire(DataType::Fp32, &Bytes::from_static(&[0, 0, 0]), "x")
+            .unwrap_err();
         assert!(err.to_string().contains("'x'"), "{err}");
         let bad_bytes = Bytes::from_static(&[5, 0, 0, 0, b'a']);
         assert!(TensorData::from_wire(DataType::Bytes, &bad_bytes, "s").is_err());
@@ -285,14 +339,24 @@ mod tests {
     #[test]
     fn element_count_must_match_shape() {
         let err = Tensor::new("input", vec![1, 3], TensorData::Fp32(vec![1.0, 2.0])).unwrap_err();
-        assert_eq!(err.to_string(), "input 'input': shape [1,3] needs 3 elements, got 2");
+        assert_eq!(
+            err.to_string(),
+            "input 'input': shape [1,3] needs 3 elements, got 2"
+        );
         assert!(Tensor::new("input", vec![-1, 3], TensorData::Fp32(vec![])).is_err());
     }
 
     #[test]
     fn json_errors_name_the_element() {
-        let err = TensorData::from_json(DataType::Int8, vec![JsonScalar::I64(1), JsonScalar::I64(999)], "x")
-            .unwrap_err();
-        assert_eq!(err.to_string(), "input 'x': element 1: expected an INT8 value, got number 999");
+        let err = TensorData::from_json(
+            DataType::Int8,
+            vec![JsonScalar::I64(1), JsonScalar::I64(999)],
+            "x",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "input 'x': element 1: expected an INT8 value, got number 999"
+        );
     }
 }

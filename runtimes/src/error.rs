@@ -11,7 +11,11 @@ pub enum RuntimeError {
     #[error("failed to load model {path}: {message}")]
     ModelLoad { path: PathBuf, message: String },
     #[error("model {tensor} '{name}' has type {ty}, which Osprey does not serve")]
-    UnsupportedType { tensor: &'static str, name: String, ty: String },
+    UnsupportedType {
+        tensor: &'static str,
+        name: String,
+        ty: String,
+    },
     #[error("input '{name}': {reason}")]
     BadInput { name: String, reason: String },
     #[error("inference failed: {0}")]

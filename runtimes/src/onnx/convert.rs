@@ -27,7 +27,10 @@ pub fn datatype_of(ty: TensorElementType) -> Option<DataType> {
 }
 
 fn ort_err(name: &str) -> impl Fn(ort::Error) -> RuntimeError + '_ {
-    move |e| RuntimeError::BadInput { name: name.to_string(), reason: e.to_string() }
+    move |e| RuntimeError::BadInput {
+        name: name.to_string(),
+        reason: e.to_string(),
+    }
 }
 
 /// Moves a tensor into an ONNX Runtime value (no copy for fixed-size types).
@@ -65,7 +68,9 @@ pub fn to_ort(t: Tensor) -> Result<DynValue, RuntimeError> {
                     }),
                 })
                 .collect::<Result<Vec<String>, RuntimeError>>()?;
-            OrtTensor::from_string_array((shape, strings.as_slice())).map_err(&err)?.into_dyn()
+            OrtTensor::from_string_array((shape, strings.as_slice()))
+                .map_err(&err)?
+                .into_dyn()
         }
     })
 }
@@ -99,10 +104,17 @@ pub fn from_ort(name: &str, value: &DynValue) -> Result<Tensor, RuntimeError> {
         TensorElementType::Float64 => fixed!(f64, Fp64),
         TensorElementType::String => {
             let (shape, strings) = value.try_extract_strings().map_err(fail)?;
-            let data = strings.into_iter().map(|s| bytes::Bytes::from(s.into_bytes())).collect();
+            let data = strings
+                .into_iter()
+                .map(|s| bytes::Bytes::from(s.into_bytes()))
+                .collect();
             (shape.to_vec(), TensorData::Bytes(data))
         }
-        other => return Err(RuntimeError::Inference(format!("output '{name}' has unsupported type {other:?}"))),
+        other => {
+            return Err(RuntimeError::Inference(format!(
+                "output '{name}' has unsupported type {other:?}"
+            )))
+        }
     };
     Tensor::new(name, shape, data).map_err(|e| RuntimeError::Inference(e.to_string()))
 }

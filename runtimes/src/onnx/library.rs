@@ -25,11 +25,15 @@ fn library_in(dir: &Path) -> Option<PathBuf> {
 }
 
 fn python_site_packages() -> Vec<PathBuf> {
-    let script = "import site,sys; print('\\n'.join(site.getsitepackages()+[site.getusersitepackages()]))";
+    let script =
+        "import site,sys; print('\\n'.join(site.getsitepackages()+[site.getusersitepackages()]))";
     let Ok(out) = Command::new("python3").args(["-c", script]).output() else {
         return Vec::new();
     };
-    String::from_utf8_lossy(&out.stdout).lines().map(PathBuf::from).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect()
 }
 
 /// Where to look, in order (the explicit path first when given).
@@ -71,7 +75,9 @@ pub fn locate_library(explicit: Option<&Path>) -> Result<PathBuf, RuntimeError> 
     }
     searched.dedup();
     let shown: Vec<String> = searched.into_iter().take(6).collect();
-    Err(RuntimeError::LibraryNotFound { searched: format!("ORT_DYLIB_PATH, {}, ...", shown.join(", ")) })
+    Err(RuntimeError::LibraryNotFound {
+        searched: format!("ORT_DYLIB_PATH, {}, ...", shown.join(", ")),
+    })
 }
 
 #[cfg(test)]

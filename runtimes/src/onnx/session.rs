@@ -18,20 +18,28 @@ pub struct OnnxEnvironment {
 
 impl std::fmt::Debug for OnnxEnvironment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OnnxEnvironment").field("library", &self.library).finish()
+        f.debug_struct("OnnxEnvironment")
+            .field("library", &self.library)
+            .finish()
     }
 }
 
 impl OnnxEnvironment {
     /// Loads the shared library at `library` (see [`super::locate_library`]).
     pub fn init(library: &Path) -> Result<OnnxEnvironment, RuntimeError> {
-        let load_err = |message: String| RuntimeError::LibraryLoad { path: library.to_path_buf(), message };
+        let load_err = |message: String| RuntimeError::LibraryLoad {
+            path: library.to_path_buf(),
+            message,
+        };
         let env = ort::init_from(library)
             .map_err(|e| load_err(e.to_string()))?
             .with_name("osprey")
             .build()
             .map_err(|e| load_err(e.to_string()))?;
-        Ok(OnnxEnvironment { env, library: library.to_path_buf() })
+        Ok(OnnxEnvironment {
+            env,
+            library: library.to_path_buf(),
+        })
     }
 
     /// The library this environment was loaded from.
@@ -41,19 +49,31 @@ impl OnnxEnvironment {
 
     /// Loads one instance of the model at `path`.
     pub fn load(&self, path: &Path, opts: &LoadOptions) -> Result<OnnxModel, RuntimeError> {
-        let fail = |message: String| RuntimeError::ModelLoad { path: path.to_path_buf(), message };
+        let fail = |message: String| RuntimeError::ModelLoad {
+            path: path.to_path_buf(),
+            message,
+        };
         let mut builder = Session::builder(&self.env)
             .map_err(|e| fail(e.to_string()))?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| fail(e.to_string()))?;
         if opts.intra_op_threads > 0 {
-            builder = builder.with_intra_threads(opts.intra_op_threads).map_err(|e| fail(e.to_string()))?;
+            builder = builder
+                .with_intra_threads(opts.intra_op_threads)
+                .map_err(|e| fail(e.to_string()))?;
         }
-        let session = builder.commit_from_file(path).map_err(|e| fail(e.to_string()))?;
+        let session = builder
+            .commit_from_file(path)
+            .map_err(|e| fail(e.to_string()))?;
         let inputs = specs("input", session.inputs())?;
         let outputs = specs("output", session.outputs())?;
         let output_names = outputs.iter().map(|o| o.name.clone()).collect();
-        Ok(OnnxModel { session, inputs, outputs, output_names })
+        Ok(OnnxModel {
+            session,
+            inputs,
+            outputs,
+            output_names,
+        })
     }
 }
 
@@ -68,8 +88,17 @@ fn specs(kind: &'static str, outlets: &[Outlet]) -> Result<Vec<TensorSpec>, Runt
             };
             let ty = o.dtype().tensor_type().ok_or_else(unsupported)?;
             let datatype = datatype_of(ty).ok_or_else(unsupported)?;
-            let shape = o.dtype().tensor_shape().map(|s| s.to_vec()).unwrap_or_default();
-            Ok(TensorSpec { name: o.name().to_string(), datatype, shape, optional: false })
+            let shape = o
+                .dtype()
+                .tensor_shape()
+                .map(|s| s.to_vec())
+                .unwrap_or_default();
+            Ok(TensorSpec {
+                name: o.name().to_string(),
+                datatype,
+                shape,
+                optional: false,
+            })
         })
         .collect()
 }
@@ -96,13 +125,16 @@ impl Runtime for OnnxModel {
             .into_iter()
             .map(|t| Ok((t.name.clone(), to_ort(t)?)))
             .collect::<Result<Vec<_>, RuntimeError>>()?;
-        let outputs = self.session.run(values).map_err(|e| RuntimeError::Inference(e.to_string()))?;
+        let outputs = self
+            .session
+            .run(values)
+            .map_err(|e| RuntimeError::Inference(e.to_string()))?;
         self.output_names
             .iter()
             .map(|name| {
-                let v = outputs
-                    .get(name)
-                    .ok_or_else(|| RuntimeError::Inference(format!("output '{name}' missing from the run")))?;
+                let v = outputs.get(name).ok_or_else(|| {
+                    RuntimeError::Inference(format!("output '{name}' missing from the run"))
+                })?;
                 from_ort(name, v)
             })
             .collect()

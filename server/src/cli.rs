@@ -1,0 +1,112 @@
+//! The command line, in Triton's spelling where Triton has the flag.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "osprey",
+    version,
+    about = "Osprey: a KServe v2 / Triton-compatible model inference server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the models of a model repository over REST, gRPC and Prometheus metrics.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Model repository: <repo>/<model>/config.pbtxt and <repo>/<model>/<version>/model.onnx.
+    #[arg(long, env = "OSPREY_MODEL_REPOSITORY", default_value = "models")]
+    pub model_repository: PathBuf,
+    /// Load only these models at start (repeatable); default: every model in the repository.
+    #[arg(long = "model", alias = "load-model", value_name = "NAME")]
+    pub models: Vec<String>,
+    /// Address every listener binds unless its own address flag is given.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub address: IpAddr,
+    /// Address of the REST listener.
+    #[arg(long)]
+    pub http_address: Option<IpAddr>,
+    /// Address of the gRPC listener.
+    #[arg(long)]
+    pub grpc_address: Option<IpAddr>,
+    /// Address of the metrics listener.
+    #[arg(long)]
+    pub metrics_address: Option<IpAddr>,
+    /// REST port (0 picks a free port).
+    #[arg(long, default_value_t = 8000)]
+    pub http_port: u16,
+    /// gRPC port (0 picks a free port).
+    #[arg(long, default_value_t = 8001)]
+    pub grpc_port: u16,
+    /// Prometheus metrics port, serving /metrics (0 picks a free port).
+    #[arg(long, default_value_t = 8002)]
+    pub metrics_port: u16,
+    /// Largest gRPC message received or sent, in bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub grpc_max_message_bytes: usize,
+    /// Largest REST request body, in bytes; larger bodies get 413.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub http_max_body_bytes: usize,
+    /// Readiness requires every model loaded at start to be ready (Triton's --strict-readiness).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub strict_readiness: bool,
+    /// max_batch_size given to models without config.pbtxt whose inputs and outputs all have a
+    /// variable first dimension (Triton's default-max-batch-size).
+    #[arg(long, default_value_t = 4)]
+    pub default_max_batch_size: i32,
+    /// ONNX Runtime intra-op threads per model instance (0: ONNX Runtime decides). A model's
+    /// `intra_op_thread_count` parameter overrides it.
+    #[arg(long, default_value_t = 0)]
+    pub intra_op_threads: usize,
+    /// Requests that may wait per model instance before new ones get 503.
+    #[arg(long, default_value_t = 1024)]
+    pub queue_per_instance: usize,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take before the server exits anyway.
+    #[arg(long, alias = "exit-timeout-secs", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+    /// Path of libonnxruntime.so (else ORT_DYLIB_PATH, the project's .venv, Python's site-packages).
+    #[arg(long, value_name = "PATH")]
+    pub onnxruntime_library: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax); RUST_LOG also works.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log_level: String,
+}
+
+impl ServeArgs {
+    /// Arguments as a test would give them: loopback, port 0 everywhere.
+    pub fn for_tests(model_repository: PathBuf) -> ServeArgs {
+        let mut a = Cli::parse_from([
+            "osprey",
+            "serve",
+            "--address",
+            "127.0.0.1",
+            "--http-port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--metrics-port",
+            "0",
+        ]);
+        let Command::Serve(ref mut args) = a.command;
+        args.model_repository = model_repository;
+        args.clone()
+    }
+}

@@ -1,0 +1,109 @@
+//! Triton model configuration: `config.pbtxt` parsing, completion from the model itself, version
+//! policies, and the JSON form served at `/v2/models/{m}/config`.
+
+mod complete;
+mod version;
+
+pub use complete::{complete, default_config, signature};
+pub use osprey_protocol::grpc::inference::ModelConfig;
+pub use version::{select_versions, versions_on_disk};
+
+use osprey_protocol::grpc::FILE_DESCRIPTOR_SET;
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
+use std::sync::LazyLock;
+
+/// Errors in a model's configuration; the model becomes UNAVAILABLE with this as its reason.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config.pbtxt: {0}")]
+    Parse(String),
+    #[error("config.pbtxt: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Model(String),
+}
+
+static POOL: LazyLock<Option<DescriptorPool>> =
+    LazyLock::new(|| DescriptorPool::decode(FILE_DESCRIPTOR_SET).ok());
+
+fn descriptor(full_name: &str) -> Result<MessageDescriptor, ConfigError> {
+    POOL.as_ref()
+        .and_then(|p| p.get_message_by_name(full_name))
+        .ok_or_else(|| ConfigError::Parse(format!("built-in descriptor of {full_name} is missing")))
+}
+
+/// Parses protobuf text format as Triton writes `config.pbtxt`.
+pub fn parse_pbtxt(text: &str) -> Result<ModelConfig, ConfigError> {
+    let msg = DynamicMessage::parse_text_format(descriptor("inference.ModelConfig")?, text)
+        .map_err(|e| ConfigError::Parse(e.to_string()))?;
+    msg.transcode_to::<ModelConfig>()
+        .map_err(|e| ConfigError::Parse(e.to_string()))
+}
+
+/// Triton's JSON form of a protobuf message (`full_name` such as `inference.ModelConfig`):
+/// proto field names, every field present, 64-bit integers as numbers.
+pub fn proto_to_json<M: prost::Message>(
+    message: &M,
+    full_name: &str,
+) -> Result<serde_json::Value, ConfigError> {
+    let mut msg = DynamicMessage::new(descriptor(full_name)?);
+    msg.transcode_from(message)
+        .map_err(|e| ConfigError::Parse(e.to_string()))?;
+    let opts = SerializeOptions::new()
+        .use_proto_field_name(true)
+        .skip_default_fields(false)
+        .stringify_64_bit_integers(false);
+    msg.serialize_with_options(serde_json::value::Serializer, &opts)
+        .map_err(|e| ConfigError::Parse(e.to_string()))
+}
+
+/// The JSON form of a model configuration.
+pub fn to_json(config: &ModelConfig) -> Result<serde_json::Value, ConfigError> {
+    proto_to_json(config, "inference.ModelConfig")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MLP: &str = r#"
+        name: "mlp"
+        platform: "onnxruntime_onnx"
+        max_batch_size: 64
+        input [ { name: "input" data_type: TYPE_FP32 dims: [ 64 ] } ]
+        output [ { name: "output" data_type: TYPE_FP32 dims: [ 10 ] } ]
+        instance_group [ { count: 2 kind: KIND_CPU } ]
+        dynamic_batching { max_queue_delay_microseconds: 100 preferred_batch_size: [ 8, 16 ] }
+        version_policy: { specific: { versions: [ 1, 3 ] } }
+        parameters { key: "intra_op_thread_count" value: { string_value: "1" } }
+    "#;
+
+    #[test]
+    fn parses_triton_text_format() {
+        let c = parse_pbtxt(MLP).expect("parses");
+        assert_eq!(c.name, "mlp");
+        assert_eq!(c.max_batch_size, 64);
+        assert_eq!(c.input[0].dims, vec![64]);
+        assert_eq!(c.instance_group[0].count, 2);
+        assert_eq!(c.parameters["intra_op_thread_count"].string_value, "1");
+    }
+
+    #[test]
+    fn reports_unknown_fields() {
+        let e = parse_pbtxt("name: \"x\"\nbogus_field: 3").unwrap_err();
+        assert!(e.to_string().contains("bogus_field"), "{e}");
+    }
+
+    #[test]
+    fn json_uses_triton_spelling() {
+        let c = parse_pbtxt(MLP).expect("parses");
+        let j = to_json(&c).expect("json");
+        assert_eq!(j["max_batch_size"], 64);
+        assert_eq!(j["input"][0]["data_type"], "TYPE_FP32");
+        assert_eq!(j["input"][0]["dims"], serde_json::json!([64]));
+        assert_eq!(
+            j["dynamic_batching"]["preferred_batch_size"],
+            serde_json::json!([8, 16])
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! The server's error type and its one mapping to HTTP and gRPC status codes.
+
+use osprey_protocol::ProtocolError;
+use osprey_runtimes::RuntimeError;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("unknown model '{0}'")]
+    ModelNotFound(String),
+    #[error("unknown version '{version}' of model '{model}' (available: {available})")]
+    VersionNotFound {
+        model: String,
+        version: String,
+        available: String,
+    },
+    #[error("model '{model}' is not ready: {reason}")]
+    ModelNotReady { model: String, reason: String },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body exceeds the limit of {limit} bytes (--http-max-body-bytes)")]
+    BodyTooLarge { limit: usize },
+    #[error("model '{model}' is overloaded: {reason}")]
+    Overloaded { model: String, reason: String },
+    #[error("{0}")]
+    Runtime(#[from] RuntimeError),
+    #[error("failed to load model '{model}': {reason}")]
+    LoadFailed { model: String, reason: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The coarse class of an error: one classifier for HTTP, gRPC and metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+    TooLarge,
+    Internal,
+}
+
+impl ErrorKind {
+    /// A short label for metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl ServerError {
+    /// Classifies the error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ServerError::Protocol(_)
+            | ServerError::BadRequest(_)
+            | ServerError::LoadFailed { .. } => ErrorKind::InvalidArgument,
+            ServerError::Runtime(RuntimeError::BadInput { .. }) => ErrorKind::InvalidArgument,
+            ServerError::ModelNotFound(_) | ServerError::VersionNotFound { .. } => {
+                ErrorKind::NotFound
+            }
+            ServerError::ModelNotReady { .. } | ServerError::Overloaded { .. } => {
+                ErrorKind::Unavailable
+            }
+            ServerError::BodyTooLarge { .. } => ErrorKind::TooLarge,
+            ServerError::Runtime(_) | ServerError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The HTTP status for the error.
+    pub fn http_status(&self) -> http::StatusCode {
+        match self.kind() {
+            ErrorKind::InvalidArgument => http::StatusCode::BAD_REQUEST,
+            ErrorKind::NotFound => http::StatusCode::NOT_FOUND,
+            ErrorKind::Unavailable => http::StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::TooLarge => http::StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::Internal => http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<ServerError> for tonic::Status {
+    fn from(e: ServerError) -> tonic::Status {
+        let msg = e.to_string();
+        match e.kind() {
+            ErrorKind::InvalidArgument => tonic::Status::invalid_argument(msg),
+            ErrorKind::NotFound => tonic::Status::not_found(msg),
+            ErrorKind::Unavailable => tonic::Status::unavailable(msg),
+            ErrorKind::TooLarge => tonic::Status::resource_exhausted(msg),
+            ErrorKind::Internal => tonic::Status::internal(msg),
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! `inference.GRPCInferenceService`.
+
+use crate::error::ServerError;
+use crate::http::EXTENSIONS;
+use crate::infer::infer;
+use crate::state::AppState;
+use crate::views;
+use osprey_protocol::grpc::inference::grpc_inference_service_server::GrpcInferenceService;
+use osprey_protocol::grpc::inference::repository_index_response::ModelIndex;
+use osprey_protocol::grpc::inference::*;
+use osprey_protocol::grpc::{request_from_grpc, response_to_grpc};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+/// The inference service over the shared state.
+pub struct InferenceService {
+    state: Arc<AppState>,
+}
+
+impl InferenceService {
+    pub fn new(state: Arc<AppState>) -> InferenceService {
+        InferenceService { state }
+    }
+}
+
+async fn model_infer(
+    state: &AppState,
+    req: ModelInferRequest,
+) -> Result<ModelInferResponse, ServerError> {
+    let model = state
+        .registry
+        .get(&req.model_name, Some(&req.model_version))?;
+    let decoded = request_from_grpc(req)?;
+    Ok(response_to_grpc(infer(&model, decoded, "grpc").await?))
+}
+
+type StreamOut = Pin<Box<dyn Stream<Item = Result<ModelStreamInferResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl GrpcInferenceService for InferenceService {
+    async fn server_live(
+        &self,
+        _: Request<ServerLiveRequest>,
+    ) -> Result<Response<ServerLiveResponse>, Status> {
+        Ok(Response::new(ServerLiveResponse {
+            live: self.state.live(),
+        }))
+    }
+
+    async fn server_ready(
+        &self,
+        _: Request<ServerReadyRequest>,
+    ) -> Result<Response<ServerReadyResponse>, Status> {
+        Ok(Response::new(ServerReadyResponse {
+            ready: self.state.ready(),
+        }))
+    }
+
+    async fn model_ready(
+        &self,
+        r: Request<ModelReadyRequest>,
+    ) -> Result<Response<ModelReadyResponse>, Status> {
+        let r = r.into_inner();
+        match self.state.registry.get(&r.name, Some(&r.version)) {
+            Ok(_) => Ok(Response::new(ModelReadyResponse { ready: true })),
+            Err(ServerError::ModelNotReady { .. }) => {
+                Ok(Response::new(ModelReadyResponse { ready: false }))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn server_metadata(
+        &self,
+        _: Request<ServerMetadataRequest>,
+    ) -> Result<Response<ServerMetadataResponse>, Status> {
+        Ok(Response::new(ServerMetadataResponse {
+            name: "osprey".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            extensions: EXTENSIONS.iter().map(|e| e.to_string()).collect(),
+        }))
+    }
+
+    async fn model_metadata(
+        &self,
+        r: Request<ModelMetadataRequest>,
+    ) -> Result<Response<ModelMetadataResponse>, Status> {
+        let r = r.into_inner();
+        Ok(Response::new(views::metadata(
+            &self.state.registry,
+            &r.name,
+            Some(&r.version),
+        )?))
+    }
+
+    async fn model_infer(
+        &self,
+        r: Request<ModelInferRequest>,
+    ) -> Result<Response<ModelInferResponse>, Status> {
+        Ok(Response::new(
+            model_infer(&self.state, r.into_inner()).await?,
+        ))
+    }
+
+    type ModelStreamInferStream = StreamOut;
+
+    async fn model_stream_infer(
+        &self,
+        r: Request<Streaming<ModelInferRequest>>,
+    ) -> Result<Response<Self::ModelStreamInferStream>, Status> {
+        let mut incoming = r.into_inner();
+        let state = self.state.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Some(msg) = incoming.next().await {
+                let out = match msg {
+                    Ok(req) => match model_infer(&state, req).await {
+                        Ok(resp) => ModelStreamInferResponse {
+                            error_message: String::new(),
+                            infer_response: Some(resp),
+                        },
+                        Err(e) => ModelStreamInferResponse {
+                            error_message: e.to_string(),
+                            infer_response: None,
+                        },
+                    },
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        break;
+                    }
+                };
+                if tx.send(Ok(out)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn model_config(
+        &self,
+        r: Request<ModelConfigRequest>,
+    ) -> Result<Response<ModelConfigResponse>, Status> {
+        let r = r.into_inner();
+        let m = self
+            .state
+            .registry
+            .get(&r.name, Some(&r.version))
+            .map_err(Status::from)?;
+        Ok(Response::new(ModelConfigResponse {
+            config: Some(m.config.clone()),
+        }))
+    }
+
+    async fn model_statistics(
+        &self,
+        r: Request<ModelStatisticsRequest>,
+    ) -> Result<Response<ModelStatisticsResponse>, Status> {
+        let r = r.into_inner();
+        Ok(Response::new(views::statistics(
+            &self.state.registry,
+            Some(&r.name),
+            Some(&r.version),
+        )?))
+    }
+
+    async fn repository_index(
+        &self,
+        r: Request<RepositoryIndexRequest>,
+    ) -> Result<Response<RepositoryIndexResponse>, Status> {
+        let r = r.into_inner();
+        let models = self
+            .state
+            .registry
+            .index(r.ready)
+            .into_iter()
+            .map(|e| ModelIndex {
+                name: e.name,
+                version: e.version,
+                state: e.state,
+                reason: e.reason,
+            })
+            .collect();
+        Ok(Response::new(RepositoryIndexResponse { models }))
+    }
+
+    async fn repository_model_load(
+        &self,
+        r: Request<RepositoryModelLoadRequest>,
+    ) -> Result<Response<RepositoryModelLoadResponse>, Status> {
+        self.state.registry.load(&r.into_inner().model_name).await?;
+        Ok(Response::new(RepositoryModelLoadResponse {}))
+    }
+
+    async fn repository_model_unload(
+        &self,
+        r: Request<RepositoryModelUnloadRequest>,
+    ) -> Result<Response<RepositoryModelUnloadResponse>, Status> {
+        self.state
+            .registry
+            .unload(&r.into_inner().model_name)
+            .await?;
+        Ok(Response::new(RepositoryModelUnloadResponse {}))
+    }
+}

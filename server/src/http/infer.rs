@@ -1,0 +1,90 @@
+//! `POST /v2/models/{m}[/versions/{v}]/infer`: JSON, binary tensors, and raw binary requests.
+
+use super::{read_body, ModelPath};
+use crate::error::ServerError;
+use crate::infer::infer as run_inference;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use osprey_protocol::rest::{self, HEADER_LENGTH};
+use osprey_protocol::{InferRequest, ProtocolError};
+use std::sync::Arc;
+
+fn header_length(headers: &HeaderMap) -> Result<Option<usize>, ServerError> {
+    let Some(v) = headers.get(HEADER_LENGTH) else {
+        return Ok(None);
+    };
+    let text = v.to_str().unwrap_or("");
+    text.trim().parse::<usize>().map(Some).map_err(|_| {
+        ServerError::BadRequest(format!(
+            "header Inference-Header-Content-Length: '{text}' is not a non-negative integer"
+        ))
+    })
+}
+
+pub async fn infer(
+    State(s): State<Arc<AppState>>,
+    Path(p): Path<ModelPath>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match handle(&s, p, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(
+    s: &AppState,
+    p: ModelPath,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ServerError> {
+    let model = s.registry.get(&p.model, p.version.as_deref())?;
+    let header_len = header_length(headers)?;
+    let bytes = read_body(body, s.http_max_body).await?;
+    let req = if header_len == Some(0) {
+        let input = match model.signature.inputs.as_slice() {
+            [only] => only,
+            other => {
+                return Err(ProtocolError::RawRequestInputs {
+                    model: model.name.clone(),
+                    inputs: other.len(),
+                }
+                .into())
+            }
+        };
+        rest::decode_raw_request(bytes, input, model.signature.max_batch_size > 0)?
+    } else {
+        rest::decode_request(bytes, header_len)?
+    };
+    // What the response encoding needs after the request has been consumed.
+    let shape_of_answer = InferRequest {
+        id: None,
+        parameters: req.parameters.clone(),
+        inputs: Vec::new(),
+        outputs: req.outputs.clone(),
+    };
+    let resp = run_inference(&model, req, "http").await?;
+    let encoded = rest::encode_response(&resp, |name| rest::wants_binary(&shape_of_answer, name))?;
+    let mut out = (StatusCode::OK, encoded.body).into_response();
+    let h = out.headers_mut();
+    match encoded.header_length {
+        Some(len) => {
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            h.insert(HEADER_LENGTH, HeaderValue::from(len));
+        }
+        None => {
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+    }
+    Ok(out)
+}

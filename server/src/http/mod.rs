@@ -1,0 +1,96 @@
+//! The REST front end (KServe v2 with Triton's extensions) on axum.
+
+mod error;
+mod health;
+pub use health::EXTENSIONS;
+mod infer;
+mod models;
+mod repository;
+
+use crate::error::ServerError;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// `{model}` and, on the `/versions/{version}` routes, `{version}`.
+#[derive(Debug, Deserialize)]
+pub struct ModelPath {
+    pub model: String,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// The REST routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v2", get(health::server_metadata))
+        .route("/v2/health/live", get(health::live))
+        .route("/v2/health/ready", get(health::ready))
+        .route("/v2/models/stats", get(models::all_stats))
+        .route("/v2/models/{model}", get(models::metadata))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(models::metadata),
+        )
+        .route("/v2/models/{model}/ready", get(models::ready))
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(models::ready),
+        )
+        .route("/v2/models/{model}/config", get(models::config))
+        .route(
+            "/v2/models/{model}/versions/{version}/config",
+            get(models::config),
+        )
+        .route("/v2/models/{model}/stats", get(models::stats))
+        .route(
+            "/v2/models/{model}/versions/{version}/stats",
+            get(models::stats),
+        )
+        .route("/v2/models/{model}/infer", post(infer::infer))
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(infer::infer),
+        )
+        .route("/v2/repository/index", post(repository::index))
+        .route("/v2/repository/models/{model}/load", post(repository::load))
+        .route(
+            "/v2/repository/models/{model}/unload",
+            post(repository::unload),
+        )
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ServerError {
+    ServerError::BadRequest(format!("no such endpoint: {}", uri.path()))
+}
+
+/// Reads a whole body, refusing more than `limit` bytes.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ServerError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ServerError::BodyTooLarge { limit })
+        }
+        Err(e) => Err(ServerError::BadRequest(format!(
+            "could not read the request body: {e}"
+        ))),
+    }
+}
+
+/// Parses an optional JSON body (empty means the default).
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+) -> Result<T, ServerError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ServerError::BadRequest(format!("malformed JSON body: {e}")))
+}

@@ -1,0 +1,20 @@
+//! The Osprey server: model repository, model lifecycle, instances, and the REST, gRPC and
+//! metrics front ends.
+//!
+//! Start reading at [`server`] (start-up and shutdown), then [`http`] and [`grpc`] (front
+//! ends), [`infer`] (the path every inference takes), and [`model`] (registry, loading,
+//! instances, statistics). [`config`] reads Triton's `config.pbtxt`.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod infer;
+pub mod metrics;
+pub mod model;
+pub mod server;
+pub mod state;
+pub mod views;
+
+pub use error::ServerError;

@@ -1,0 +1,26 @@
+//! Models: loading from the repository, per-version state, instances and statistics.
+
+mod executor;
+mod load;
+mod registry;
+pub mod stats;
+
+pub use executor::{Executed, Executor};
+pub use load::LoadSettings;
+pub use registry::{IndexEntry, Registry, VersionState};
+
+use crate::config::ModelConfig;
+use osprey_protocol::ModelSignature;
+use stats::Stats;
+use std::sync::Arc;
+
+/// One ready model version: its completed configuration, what requests must look like, and the
+/// instances that run it.
+pub struct LoadedModel {
+    pub name: String,
+    pub version: u64,
+    pub config: ModelConfig,
+    pub signature: ModelSignature,
+    pub executor: Executor,
+    pub stats: Arc<Stats>,
+}

@@ -1,0 +1,305 @@
+//! The model registry: per model and version, a state that readiness, the repository index and
+//! inference all read. Nothing answers "ready" without asking it.
+
+use super::load::{load_version, plan, LoadSettings};
+use super::LoadedModel;
+use crate::error::ServerError;
+use osprey_runtimes::onnx::OnnxEnvironment;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+/// The state of one model version.
+#[derive(Clone)]
+pub enum VersionState {
+    Loading,
+    Ready(Arc<LoadedModel>),
+    Unavailable(String),
+}
+
+impl VersionState {
+    /// Triton's spelling of the state.
+    pub fn label(&self) -> &'static str {
+        match self {
+            VersionState::Loading => "LOADING",
+            VersionState::Ready(_) => "READY",
+            VersionState::Unavailable(_) => "UNAVAILABLE",
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct ModelEntry {
+    /// A failure that concerns the whole model (bad config, no versions), or "unloaded".
+    reason: Option<String>,
+    versions: BTreeMap<u64, VersionState>,
+}
+
+/// One row of the repository index.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct IndexEntry {
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub version: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub state: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+/// All models the server knows, and how to load more from the repository.
+pub struct Registry {
+    repository: PathBuf,
+    env: OnnxEnvironment,
+    settings: LoadSettings,
+    models: RwLock<BTreeMap<String, ModelEntry>>,
+    /// Serialises load and unload so that two of them never race on one model.
+    control: tokio::sync::Mutex<()>,
+}
+
+fn poisoned<T>(_: T) -> ServerError {
+    ServerError::Internal("model registry lock poisoned".into())
+}
+
+impl Registry {
+    pub fn new(repository: PathBuf, env: OnnxEnvironment, settings: LoadSettings) -> Registry {
+        Registry {
+            repository,
+            env,
+            settings,
+            models: RwLock::new(BTreeMap::new()),
+            control: Default::default(),
+        }
+    }
+
+    /// Model directories in the repository, sorted.
+    pub fn repository_models(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.repository) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn set(&self, name: &str, entry: ModelEntry) -> Result<(), ServerError> {
+        self.models
+            .write()
+            .map_err(poisoned)?
+            .insert(name.to_string(), entry);
+        Ok(())
+    }
+
+    /// Loads (or reloads) a model from the repository. A failure leaves the model UNAVAILABLE
+    /// with its reason and is also returned.
+    pub async fn load(self: &Arc<Self>, name: &str) -> Result<(), ServerError> {
+        let _guard = self.control.lock().await;
+        let dir = self.repository.join(name);
+        if name.contains('/') || name.contains("..") || !dir.is_dir() {
+            return Err(ServerError::ModelNotFound(name.to_string()));
+        }
+        let (cfg, versions) = match plan(&dir, name) {
+            Ok(p) => p,
+            Err(reason) => {
+                self.set(
+                    name,
+                    ModelEntry {
+                        reason: Some(reason.clone()),
+                        versions: BTreeMap::new(),
+                    },
+                )?;
+                return Err(ServerError::LoadFailed {
+                    model: name.to_string(),
+                    reason,
+                });
+            }
+        };
+        let previous = self.models.read().map_err(poisoned)?.get(name).cloned();
+        // Versions being (re)loaded show LOADING while versions already serving keep serving.
+        let mut loading = previous.clone().unwrap_or_default();
+        loading.reason = None;
+        for v in &versions {
+            loading.versions.entry(*v).or_insert(VersionState::Loading);
+        }
+        self.set(name, loading)?;
+
+        let this = self.clone();
+        let results = tokio::task::spawn_blocking(move || {
+            versions
+                .into_iter()
+                .map(|v| (v, load_version(&this.env, &dir, &cfg, v, &this.settings)))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| ServerError::Internal(format!("model loader stopped: {e}")))?;
+
+        let mut entry = ModelEntry::default();
+        let mut failures = Vec::new();
+        for (v, r) in results {
+            let state = match r {
+                Ok(m) => VersionState::Ready(Arc::new(m)),
+                Err(reason) => {
+                    tracing::warn!(model = name, version = v, %reason, "model version failed to load");
+                    failures.push(format!("version {v}: {reason}"));
+                    VersionState::Unavailable(reason)
+                }
+            };
+            entry.versions.insert(v, state);
+        }
+        self.set(name, entry)?;
+        if failures.is_empty() {
+            tracing::info!(model = name, "model loaded");
+            Ok(())
+        } else {
+            Err(ServerError::LoadFailed {
+                model: name.to_string(),
+                reason: failures.join("; "),
+            })
+        }
+    }
+
+    /// Unloads every version of a model. Requests already running finish first; the model then
+    /// shows as UNAVAILABLE "unloaded".
+    pub async fn unload(&self, name: &str) -> Result<(), ServerError> {
+        let _guard = self.control.lock().await;
+        let mut models = self.models.write().map_err(poisoned)?;
+        let entry = models
+            .get_mut(name)
+            .ok_or_else(|| ServerError::ModelNotFound(name.to_string()))?;
+        for state in entry.versions.values_mut() {
+            *state = VersionState::Unavailable("unloaded".into());
+        }
+        entry.reason = Some("unloaded".into());
+        tracing::info!(model = name, "model unloaded");
+        Ok(())
+    }
+
+    /// A ready model version: the one named, or the highest ready version.
+    pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, ServerError> {
+        let models = self.models.read().map_err(poisoned)?;
+        let entry = models
+            .get(name)
+            .ok_or_else(|| ServerError::ModelNotFound(name.to_string()))?;
+        let not_ready = |reason: String| ServerError::ModelNotReady {
+            model: name.to_string(),
+            reason,
+        };
+        match version.filter(|v| !v.is_empty()) {
+            Some(v) => {
+                let state = v
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|n| entry.versions.get(&n))
+                    .ok_or_else(|| ServerError::VersionNotFound {
+                        model: name.to_string(),
+                        version: v.to_string(),
+                        available: format!("{:?}", entry.versions.keys().collect::<Vec<_>>()),
+                    })?;
+                match state {
+                    VersionState::Ready(m) => Ok(m.clone()),
+                    VersionState::Loading => Err(not_ready(format!("version {v} is loading"))),
+                    VersionState::Unavailable(r) => Err(not_ready(format!("version {v}: {r}"))),
+                }
+            }
+            None => entry
+                .versions
+                .values()
+                .rev()
+                .find_map(|s| match s {
+                    VersionState::Ready(m) => Some(m.clone()),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    let reason = entry.reason.clone().or_else(|| {
+                        entry.versions.iter().find_map(|(v, s)| match s {
+                            VersionState::Unavailable(r) => Some(format!("version {v}: {r}")),
+                            VersionState::Loading => Some(format!("version {v} is loading")),
+                            VersionState::Ready(_) => None,
+                        })
+                    });
+                    not_ready(reason.unwrap_or_else(|| "no version is ready".into()))
+                }),
+        }
+    }
+
+    /// Every ready model version.
+    pub fn ready_models(&self) -> Vec<Arc<LoadedModel>> {
+        let Ok(models) = self.models.read() else {
+            return Vec::new();
+        };
+        models
+            .values()
+            .flat_map(|e| e.versions.values())
+            .filter_map(|s| match s {
+                VersionState::Ready(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// True when every named model has at least one version and all of them are ready.
+    pub fn all_ready(&self, names: &[String]) -> bool {
+        let Ok(models) = self.models.read() else {
+            return false;
+        };
+        names.iter().all(|n| {
+            models.get(n).is_some_and(|e| {
+                e.reason.is_none()
+                    && !e.versions.is_empty()
+                    && e.versions
+                        .values()
+                        .all(|s| matches!(s, VersionState::Ready(_)))
+            })
+        })
+    }
+
+    /// The repository index: every model on disk and every version the server knows.
+    pub fn index(&self, ready_only: bool) -> Vec<IndexEntry> {
+        let models = self.models.read().map(|m| m.clone()).unwrap_or_default();
+        let mut out = Vec::new();
+        let mut names = self.repository_models();
+        names.extend(models.keys().cloned());
+        names.sort();
+        names.dedup();
+        for name in names {
+            let entry = models.get(&name);
+            let rows: Vec<IndexEntry> = match entry {
+                None => vec![IndexEntry {
+                    name: name.clone(),
+                    version: String::new(),
+                    state: String::new(),
+                    reason: String::new(),
+                }],
+                Some(e) if e.versions.is_empty() => vec![IndexEntry {
+                    name: name.clone(),
+                    version: String::new(),
+                    state: "UNAVAILABLE".into(),
+                    reason: e.reason.clone().unwrap_or_default(),
+                }],
+                Some(e) => e
+                    .versions
+                    .iter()
+                    .map(|(v, s)| IndexEntry {
+                        name: name.clone(),
+                        version: v.to_string(),
+                        state: s.label().into(),
+                        reason: match s {
+                            VersionState::Unavailable(r) => r.clone(),
+                            _ => String::new(),
+                        },
+                    })
+                    .collect(),
+            };
+            out.extend(
+                rows.into_iter()
+                    .filter(|r| !ready_only || r.state == "READY"),
+            );
+        }
+        out
+    }
+}

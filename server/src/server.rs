@@ -1,0 +1,189 @@
+//! Start-up and the run loop: bind listeners, load models, serve until shutdown, drain.
+
+use crate::cli::ServeArgs;
+use crate::grpc::{HealthService, InferenceService};
+use crate::model::{LoadSettings, Registry};
+use crate::state::AppState;
+use crate::{http, metrics};
+use osprey_protocol::grpc::health::health_server::HealthServer;
+use osprey_protocol::grpc::inference::grpc_inference_service_server::GrpcInferenceServiceServer;
+use osprey_runtimes::onnx::{locate_library, OnnxEnvironment};
+use osprey_runtimes::RuntimeError;
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("model repository {0} is not a directory")]
+    NoRepository(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(String),
+}
+
+/// The three listeners, bound before anything is served (port 0 works).
+pub struct Listeners {
+    pub http: TcpListener,
+    pub grpc: TcpListener,
+    pub metrics: TcpListener,
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+impl Listeners {
+    pub async fn bind(args: &ServeArgs) -> Result<Listeners, StartError> {
+        Ok(Listeners {
+            http: bind(SocketAddr::new(
+                args.http_address.unwrap_or(args.address),
+                args.http_port,
+            ))
+            .await?,
+            grpc: bind(SocketAddr::new(
+                args.grpc_address.unwrap_or(args.address),
+                args.grpc_port,
+            ))
+            .await?,
+            metrics: bind(SocketAddr::new(
+                args.metrics_address.unwrap_or(args.address),
+                args.metrics_port,
+            ))
+            .await?,
+        })
+    }
+}
+
+/// Loads ONNX Runtime and the start-up models. A model that fails to load is logged and left
+/// UNAVAILABLE; the others serve.
+pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> {
+    if !args.model_repository.is_dir() {
+        return Err(StartError::NoRepository(
+            args.model_repository.display().to_string(),
+        ));
+    }
+    let library = locate_library(args.onnxruntime_library.as_deref())?;
+    let env = OnnxEnvironment::init(&library)?;
+    tracing::info!(library = %library.display(), "ONNX Runtime loaded");
+    let settings = LoadSettings {
+        intra_op_threads: args.intra_op_threads,
+        default_max_batch_size: args.default_max_batch_size,
+        queue_per_instance: args.queue_per_instance,
+    };
+    let registry = Arc::new(Registry::new(args.model_repository.clone(), env, settings));
+    let startup = if args.models.is_empty() {
+        registry.repository_models()
+    } else {
+        args.models.clone()
+    };
+    let started = Instant::now();
+    for name in &startup {
+        if let Err(e) = registry.load(name).await {
+            tracing::error!(model = %name, error = %e, "model failed to load; it stays UNAVAILABLE");
+        }
+    }
+    tracing::info!(
+        models = startup.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "start-up models processed"
+    );
+    Ok(Arc::new(AppState::new(
+        registry,
+        startup,
+        args.strict_readiness,
+        args.http_max_body_bytes,
+    )))
+}
+
+async fn until(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Serves REST, gRPC and metrics until `shutdown` resolves, then stops accepting, lets in-flight
+/// requests finish for up to `grace`, and returns.
+pub async fn run(
+    state: Arc<AppState>,
+    listeners: Listeners,
+    args: &ServeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let max_msg = args.grpc_max_message_bytes;
+
+    for (what, l) in [
+        ("HTTP", &listeners.http),
+        ("gRPC", &listeners.grpc),
+        ("metrics", &listeners.metrics),
+    ] {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!("{what} service listening on {addr}");
+        }
+    }
+
+    let app = http::router(state.clone());
+    let http_task = tokio::spawn(
+        axum::serve(listeners.http, app)
+            .with_graceful_shutdown(until(stop_rx.clone()))
+            .into_future(),
+    );
+
+    let inference = GrpcInferenceServiceServer::new(InferenceService::new(state.clone()))
+        .max_decoding_message_size(max_msg)
+        .max_encoding_message_size(max_msg);
+    let health = HealthServer::new(HealthService::new(state.clone()));
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc);
+    let grpc_task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(inference)
+            .add_service(health)
+            .serve_with_incoming_shutdown(incoming, until(stop_rx.clone())),
+    );
+
+    let metrics_app = metrics::router(metrics::install());
+    let metrics_task = tokio::spawn(
+        axum::serve(listeners.metrics, metrics_app)
+            .with_graceful_shutdown(until(stop_rx.clone()))
+            .into_future(),
+    );
+
+    shutdown.await;
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: no new connections, draining in-flight requests"
+    );
+    state.begin_shutdown();
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(grace, async {
+        let (h, g, m) = tokio::join!(http_task, grpc_task, metrics_task);
+        let fail = |e: String| StartError::Serve(e);
+        h.map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(e.to_string()))?;
+        g.map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(e.to_string()))?;
+        m.map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(e.to_string()))?;
+        Ok::<(), StartError>(())
+    })
+    .await;
+    match drained {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!("grace period over with requests still in flight; exiting");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Shared server state: the registry plus what readiness and the front ends need.
+
+use crate::model::Registry;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// What every front end shares.
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    /// Models loaded at start; readiness waits for all of them (Triton's strict readiness).
+    pub startup_models: Vec<String>,
+    pub strict_readiness: bool,
+    /// Largest REST body accepted, in bytes.
+    pub http_max_body: usize,
+    shutting_down: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(
+        registry: Arc<Registry>,
+        startup_models: Vec<String>,
+        strict_readiness: bool,
+        http_max_body: usize,
+    ) -> AppState {
+        AppState {
+            registry,
+            startup_models,
+            strict_readiness,
+            http_max_body,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// The server is live while it runs.
+    pub fn live(&self) -> bool {
+        true
+    }
+
+    /// Ready: not shutting down and, with strict readiness, every startup model ready.
+    pub fn ready(&self) -> bool {
+        !self.shutting_down.load(Ordering::Relaxed)
+            && (!self.strict_readiness || self.registry.all_ready(&self.startup_models))
+    }
+
+    /// Marks the server as draining: readiness turns false at once.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+}
