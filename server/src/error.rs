@@ -20,6 +20,8 @@ pub enum ServerError {
     ModelNotReady { model: String, reason: String },
     #[error("{0}")]
     BadRequest(String),
+    #[error("no such endpoint: {0}")]
+    NoEndpoint(String),
     #[error("request body exceeds the limit of {limit} bytes (--http-max-body-bytes)")]
     BodyTooLarge { limit: usize },
     #[error("model '{model}' is overloaded: {reason}")]

@@ -8,6 +8,7 @@ use ort::session::Session;
 use ort::value::Outlet;
 use osprey_protocol::{Tensor, TensorSpec};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 /// The loaded ONNX Runtime library; cheap to clone, shared by every session.
 #[derive(Clone)]
@@ -25,8 +26,16 @@ impl std::fmt::Debug for OnnxEnvironment {
 }
 
 impl OnnxEnvironment {
-    /// Loads the shared library at `library` (see [`super::locate_library`]).
+    /// Loads the shared library at `library` (see [`super::locate_library`]). ONNX Runtime allows
+    /// one environment per process: later calls return the first environment, whatever path
+    /// they name.
     pub fn init(library: &Path) -> Result<OnnxEnvironment, RuntimeError> {
+        static SHARED: OnceLock<OnnxEnvironment> = OnceLock::new();
+        static INIT: Mutex<()> = Mutex::new(());
+        let _guard = INIT.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(env) = SHARED.get() {
+            return Ok(env.clone());
+        }
         let load_err = |message: String| RuntimeError::LibraryLoad {
             path: library.to_path_buf(),
             message,
@@ -36,10 +45,11 @@ impl OnnxEnvironment {
             .with_name("osprey")
             .build()
             .map_err(|e| load_err(e.to_string()))?;
-        Ok(OnnxEnvironment {
+        let env = OnnxEnvironment {
             env,
             library: library.to_path_buf(),
-        })
+        };
+        Ok(SHARED.get_or_init(|| env).clone())
     }
 
     /// The library this environment was loaded from.

@@ -2,6 +2,7 @@
 //! policies, and the JSON form served at `/v2/models/{m}/config`.
 
 mod complete;
+mod pbtxt;
 mod version;
 
 pub use complete::{complete, default_config, signature};
@@ -34,8 +35,11 @@ fn descriptor(full_name: &str) -> Result<MessageDescriptor, ConfigError> {
 
 /// Parses protobuf text format as Triton writes `config.pbtxt`.
 pub fn parse_pbtxt(text: &str) -> Result<ModelConfig, ConfigError> {
-    let msg = DynamicMessage::parse_text_format(descriptor("inference.ModelConfig")?, text)
-        .map_err(|e| ConfigError::Parse(e.to_string()))?;
+    let msg = DynamicMessage::parse_text_format(
+        descriptor("inference.ModelConfig")?,
+        &pbtxt::add_list_colons(text),
+    )
+    .map_err(|e| ConfigError::Parse(e.to_string()))?;
     msg.transcode_to::<ModelConfig>()
         .map_err(|e| ConfigError::Parse(e.to_string()))
 }

@@ -68,7 +68,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn not_found(uri: axum::http::Uri) -> ServerError {
-    ServerError::BadRequest(format!("no such endpoint: {}", uri.path()))
+    ServerError::NoEndpoint(uri.path().to_string())
 }
 
 /// Reads a whole body, refusing more than `limit` bytes.

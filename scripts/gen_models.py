@@ -1,0 +1,420 @@
+#!/usr/bin/env python3
+"""Deterministically generate the Triton-style model repository in models/.
+
+Usage (from the repository root):
+    .venv/bin/python scripts/gen_models.py
+
+Produces, for each model, models/<name>/config.pbtxt, models/<name>/1/model.onnx
+and models/<name>/reference.json (outputs computed with onnxruntime on fixed
+inputs). Re-running produces byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+
+ONNX_OPSET = 17
+ML_OPSET = 3
+IR_VERSION = 8
+
+# numpy dtype -> KServe v2 datatype
+V2_DTYPES = {
+    np.dtype(np.float32): "FP32",
+    np.dtype(np.float64): "FP64",
+    np.dtype(np.int64): "INT64",
+    np.dtype(np.int32): "INT32",
+    np.dtype(np.bool_): "BOOL",
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8", newline="\n")
+
+
+def write_model(path: Path, model: onnx.ModelProto) -> None:
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(model.SerializeToString(deterministic=True))
+
+
+def v2_datatype(arr: np.ndarray) -> str:
+    if arr.dtype.kind in ("U", "S", "O"):
+        return "BYTES"
+    return V2_DTYPES[arr.dtype]
+
+
+def flat_data(arr: np.ndarray) -> list:
+    flat = arr.reshape(-1)
+    if arr.dtype.kind in ("U", "S", "O"):
+        return [x.decode("utf-8") if isinstance(x, bytes) else str(x) for x in flat]
+    if arr.dtype.kind == "f":
+        # float(np.float32) is exact; repr of the Python float round-trips.
+        return [float(x) for x in flat]
+    if arr.dtype.kind == "b":
+        return [bool(x) for x in flat]
+    return [int(x) for x in flat]
+
+
+def tensor_json(name: str, arr: np.ndarray) -> dict:
+    return {
+        "name": name,
+        "datatype": v2_datatype(arr),
+        "shape": [int(d) for d in arr.shape],
+        "data": flat_data(arr),
+    }
+
+
+def write_reference(name: str, cases: list[dict[str, np.ndarray]]) -> list[str]:
+    """Run the model with onnxruntime on each input dict and store reference.json."""
+    model_path = MODELS / name / "1" / "model.onnx"
+    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    out_names = [o.name for o in sess.get_outputs()]
+    doc_cases = []
+    for feeds in cases:
+        results = sess.run(out_names, feeds)
+        doc_cases.append(
+            {
+                "inputs": [tensor_json(k, v) for k, v in feeds.items()],
+                "outputs": [
+                    tensor_json(n, np.asarray(r)) for n, r in zip(out_names, results)
+                ],
+            }
+        )
+    write_text(
+        MODELS / name / "reference.json",
+        json.dumps({"cases": doc_cases}, indent=1, ensure_ascii=False) + "\n",
+    )
+    return [
+        f"  in  {i.name}: {i.type} {i.shape}" for i in sess.get_inputs()
+    ] + [f"  out {o.name}: {o.type} {o.shape}" for o in sess.get_outputs()]
+
+
+def strip_metadata(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Pin producer fields / ir_version so output doesn't depend on tool versions."""
+    model.producer_name = "osprey-gen-models"
+    model.producer_version = "1"
+    model.domain = ""
+    model.model_version = 1
+    model.doc_string = ""
+    model.ir_version = IR_VERSION
+    # skl2onnx can emit the same opset import twice, in set order; keep one per
+    # domain, sorted, so the file is reproducible.
+    seen: dict[str, int] = {}
+    for op in model.opset_import:
+        seen[op.domain] = max(seen.get(op.domain, 0), op.version)
+    del model.opset_import[:]
+    model.opset_import.extend(helper.make_opsetid(d, v) for d, v in sorted(seen.items()))
+    return model
+
+
+# --------------------------------------------------------------------------- mlp
+
+
+def gen_mlp() -> list[str]:
+    rng = np.random.default_rng(42)
+    w1 = (rng.standard_normal((64, 32)) * 0.125).astype(np.float32)
+    b1 = (rng.standard_normal(32) * 0.1).astype(np.float32)
+    w2 = (rng.standard_normal((32, 10)) * 0.18).astype(np.float32)
+    b2 = (rng.standard_normal(10) * 0.1).astype(np.float32)
+
+    graph = helper.make_graph(
+        nodes=[
+            helper.make_node("Gemm", ["input", "W1", "B1"], ["hidden_pre"], name="gemm1"),
+            helper.make_node("Relu", ["hidden_pre"], ["hidden"], name="relu1"),
+            helper.make_node("Gemm", ["hidden", "W2", "B2"], ["output"], name="gemm2"),
+        ],
+        name="mlp",
+        inputs=[helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 64])],
+        outputs=[helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 10])],
+        initializer=[
+            numpy_helper.from_array(w1, "W1"),
+            numpy_helper.from_array(b1, "B1"),
+            numpy_helper.from_array(w2, "W2"),
+            numpy_helper.from_array(b2, "B2"),
+        ],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)]
+    )
+    write_model(MODELS / "mlp" / "1" / "model.onnx", strip_metadata(model))
+
+    write_text(
+        MODELS / "mlp" / "config.pbtxt",
+        """name: "mlp"
+platform: "onnxruntime_onnx"
+max_batch_size: 64
+input [
+  {
+    name: "input"
+    data_type: TYPE_FP32
+    dims: [ 64 ]
+  }
+]
+output [
+  {
+    name: "output"
+    data_type: TYPE_FP32
+    dims: [ 10 ]
+  }
+]
+instance_group [
+  {
+    count: 1
+    kind: KIND_CPU
+  }
+]
+""",
+    )
+
+    in_rng = np.random.default_rng(1234)
+    cases = [
+        {"input": in_rng.standard_normal((3, 64)).astype(np.float32)},
+        {"input": in_rng.standard_normal((1, 64)).astype(np.float32)},
+    ]
+    return write_reference("mlp", cases)
+
+
+# --------------------------------------------------------------------------- iris
+
+
+IRIS_LABELS = ["setosa", "versicolor", "virginica"]
+
+
+def gen_iris() -> list[str]:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    iris = load_iris()
+    x = iris.data.astype(np.float32)
+    y = iris.target.astype(np.int64)
+    assert list(iris.target_names) == IRIS_LABELS
+    clf = LogisticRegression(max_iter=1000, random_state=0)
+    clf.fit(x, y)
+
+    onx = convert_sklearn(
+        clf,
+        name="iris",
+        initial_types=[("float_input", FloatTensorType([None, 4]))],
+        options={id(clf): {"zipmap": False}},
+        target_opset={"": ONNX_OPSET, "ai.onnx.ml": ML_OPSET},
+    )
+    write_model(MODELS / "iris" / "1" / "model.onnx", strip_metadata(onx))
+
+    write_text(MODELS / "iris" / "labels.txt", "\n".join(IRIS_LABELS) + "\n")
+    write_text(
+        MODELS / "iris" / "config.pbtxt",
+        """name: "iris"
+platform: "onnxruntime_onnx"
+max_batch_size: 0
+input [
+  {
+    name: "float_input"
+    data_type: TYPE_FP32
+    dims: [ -1, 4 ]
+  }
+]
+output [
+  {
+    name: "label"
+    data_type: TYPE_INT64
+    dims: [ -1 ]
+  },
+  {
+    name: "probabilities"
+    data_type: TYPE_FP32
+    dims: [ -1, 3 ]
+    label_filename: "labels.txt"
+  }
+]
+instance_group [
+  {
+    count: 1
+    kind: KIND_CPU
+  }
+]
+""",
+    )
+
+    # one row of each class plus a borderline versicolor/virginica row
+    rows = x[[0, 50, 100, 70]]
+    cases = [
+        {"float_input": rows},
+        {"float_input": x[[149]]},
+    ]
+    return write_reference("iris", cases)
+
+
+# --------------------------------------------------------------------------- text_sentiment
+
+
+SENTENCES = [
+    ("i love this movie", "positive"),
+    ("what a great day", "positive"),
+    ("this is wonderful", "positive"),
+    ("absolutely fantastic experience", "positive"),
+    ("i am very happy with it", "positive"),
+    ("the food was delicious", "positive"),
+    ("excellent service and friendly staff", "positive"),
+    ("best purchase i have made", "positive"),
+    ("i really enjoyed the show", "positive"),
+    ("such a lovely and pleasant surprise", "positive"),
+    ("highly recommend this product", "positive"),
+    ("the weather is beautiful today", "positive"),
+    ("great work well done", "positive"),
+    ("i like it a lot", "positive"),
+    ("amazing quality and fast delivery", "positive"),
+    ("i hate this movie", "negative"),
+    ("what a terrible day", "negative"),
+    ("this is awful", "negative"),
+    ("absolutely horrible experience", "negative"),
+    ("i am very sad and angry", "negative"),
+    ("the food was disgusting", "negative"),
+    ("rude staff and bad service", "negative"),
+    ("worst purchase i have made", "negative"),
+    ("i really disliked the show", "negative"),
+    ("such a boring and unpleasant evening", "negative"),
+    ("do not buy this product", "negative"),
+    ("the weather is miserable today", "negative"),
+    ("poor work very disappointing", "negative"),
+    ("i do not like it at all", "negative"),
+    ("broken on arrival and slow delivery", "negative"),
+]
+
+
+def gen_text_sentiment() -> list[str]:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import StringTensorType
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    texts = [s for s, _ in SENTENCES]
+    labels = [l for _, l in SENTENCES]
+    pipe = Pipeline(
+        [
+            # lowercase + simple word tokenization; both supported by skl2onnx
+            ("tfidf", TfidfVectorizer(lowercase=True, token_pattern=r"\b\w+\b")),
+            ("clf", LogisticRegression(C=10.0, max_iter=1000, random_state=0)),
+        ]
+    )
+    pipe.fit(texts, labels)
+    assert list(pipe.classes_) == ["negative", "positive"]
+
+    onx = convert_sklearn(
+        pipe,
+        name="text_sentiment",
+        initial_types=[("text", StringTensorType([None, 1]))],
+        options={id(pipe.named_steps["clf"]): {"zipmap": False}},
+        target_opset={"": ONNX_OPSET, "ai.onnx.ml": ML_OPSET},
+    )
+    # onnxruntime's StringNormalizer defaults to the "en_US.UTF-8" locale on
+    # Linux and fails at session creation where that locale isn't installed
+    # (e.g. slim containers). Pin the always-available "C" locale; all training
+    # text is ASCII, so lower-casing behaves identically.
+    n_norm = 0
+    for node in onx.graph.node:
+        if node.op_type == "StringNormalizer":
+            del node.attribute[:]
+            node.attribute.extend(
+                [
+                    helper.make_attribute("case_change_action", "LOWER"),
+                    helper.make_attribute("is_case_sensitive", 0),
+                    helper.make_attribute("locale", "C"),
+                ]
+            )
+            n_norm += 1
+    assert n_norm == 1, n_norm
+    write_model(MODELS / "text_sentiment" / "1" / "model.onnx", strip_metadata(onx))
+
+    write_text(
+        MODELS / "text_sentiment" / "config.pbtxt",
+        """name: "text_sentiment"
+platform: "onnxruntime_onnx"
+max_batch_size: 0
+input [
+  {
+    name: "text"
+    data_type: TYPE_STRING
+    dims: [ -1, 1 ]
+  }
+]
+output [
+  {
+    name: "label"
+    data_type: TYPE_STRING
+    dims: [ -1 ]
+  },
+  {
+    name: "probabilities"
+    data_type: TYPE_FP32
+    dims: [ -1, 2 ]
+  }
+]
+instance_group [
+  {
+    count: 1
+    kind: KIND_CPU
+  }
+]
+""",
+    )
+
+    cases = [
+        {
+            "text": np.array(
+                [
+                    ["I LOVE this wonderful product"],
+                    ["the service was terrible and rude"],
+                    ["quantum zebras juggle marmalade"],  # only unseen words
+                    [" "],  # empty-ish
+                ],
+                dtype=object,
+            )
+        },
+        {"text": np.array([["great"]], dtype=object)},
+        {"text": np.array([[""]], dtype=object)},  # truly empty string
+    ]
+    return write_reference("text_sentiment", cases)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    os.chdir(ROOT)
+    report = {}
+    for name, fn in [
+        ("mlp", gen_mlp),
+        ("iris", gen_iris),
+        ("text_sentiment", gen_text_sentiment),
+    ]:
+        report[name] = fn()
+
+    for name, lines in report.items():
+        print(f"{name} (onnxruntime {ort.__version__}):")
+        for line in lines:
+            print(line)
+    print()
+    for path in sorted(MODELS.rglob("*")):
+        if path.is_file():
+            print(f"{path.stat().st_size:>8}  {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
