@@ -65,9 +65,9 @@ impl ServerError {
             | ServerError::BadRequest(_)
             | ServerError::LoadFailed { .. } => ErrorKind::InvalidArgument,
             ServerError::Runtime(RuntimeError::BadInput { .. }) => ErrorKind::InvalidArgument,
-            ServerError::ModelNotFound(_) | ServerError::VersionNotFound { .. } => {
-                ErrorKind::NotFound
-            }
+            ServerError::ModelNotFound(_)
+            | ServerError::VersionNotFound { .. }
+            | ServerError::NoEndpoint(_) => ErrorKind::NotFound,
             ServerError::ModelNotReady { .. } | ServerError::Overloaded { .. } => {
                 ErrorKind::Unavailable
             }
