@@ -94,7 +94,7 @@ impl Element for bool {
 
 /// Decodes a little-endian buffer; `None` when its length is not a multiple of the element size.
 pub fn decode_le<T: Element>(bytes: &[u8]) -> Option<Vec<T>> {
-    if bytes.len() % T::SIZE != 0 {
+    if !bytes.len().is_multiple_of(T::SIZE) {
         return None;
     }
     Some(bytes.chunks_exact(T::SIZE).map(T::read_le).collect())

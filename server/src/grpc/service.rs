@@ -65,9 +65,12 @@ impl GrpcInferenceService for InferenceService {
         let r = r.into_inner();
         match self.state.registry.get(&r.name, Some(&r.version)) {
             Ok(_) => Ok(Response::new(ModelReadyResponse { ready: true })),
-            Err(ServerError::ModelNotReady { .. }) => {
-                Ok(Response::new(ModelReadyResponse { ready: false }))
-            }
+            // Like Triton: an unknown model or version is simply not ready.
+            Err(
+                ServerError::ModelNotReady { .. }
+                | ServerError::ModelNotFound(_)
+                | ServerError::VersionNotFound { .. },
+            ) => Ok(Response::new(ModelReadyResponse { ready: false })),
             Err(e) => Err(e.into()),
         }
     }
