@@ -93,6 +93,16 @@ impl DataType {
         }
     }
 
+    /// Parses the wire spelling of an input's datatype, naming the input when it is unknown.
+    pub fn parse_for(tensor: &str, given: &str) -> Result<DataType, crate::ProtocolError> {
+        given
+            .parse()
+            .map_err(|_| crate::ProtocolError::UnknownDatatype {
+                tensor: tensor.to_string(),
+                given: given.to_string(),
+            })
+    }
+
     /// Parses Triton's model-configuration spelling (`"TYPE_FP32"`).
     pub fn from_config_name(name: &str) -> Option<DataType> {
         DataType::ALL.into_iter().find(|t| t.config_name() == name)

@@ -121,14 +121,7 @@ pub fn request_from_grpc(req: ModelInferRequest) -> Result<InferRequest, Protoco
     let mut raw = req.raw_input_contents.into_iter();
     let mut inputs = Vec::with_capacity(req.inputs.len());
     for input in req.inputs {
-        let datatype: DataType =
-            input
-                .datatype
-                .parse()
-                .map_err(|_| ProtocolError::UnknownDatatype {
-                    tensor: input.name.clone(),
-                    given: input.datatype.clone(),
-                })?;
+        let datatype = DataType::parse_for(&input.name, &input.datatype)?;
         let data = match (raw.next(), input.contents) {
             (Some(bytes), _) => TensorData::from_wire(datatype, &bytes, &input.name)?,
             (None, Some(contents)) => data_from_contents(datatype, contents, &input.name)?,

@@ -63,14 +63,7 @@ pub fn decode_request(
     let mut binary = body.slice(json_len..);
     let mut inputs = Vec::with_capacity(req.inputs.len());
     for input in req.inputs {
-        let datatype: DataType =
-            input
-                .datatype
-                .parse()
-                .map_err(|_| ProtocolError::UnknownDatatype {
-                    tensor: input.name.clone(),
-                    given: input.datatype.clone(),
-                })?;
+        let datatype = DataType::parse_for(&input.name, &input.datatype)?;
         let data = match (input.parameters.get("binary_data_size"), input.data) {
             (Some(_), Some(_)) => return Err(ProtocolError::DataTwice(input.name)),
             (Some(size), None) => {
