@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# cargo test also builds target/debug/osprey (the integration tests run it), so the
+# conformance tests reuse that binary: one profile, no second build.
 cargo test --workspace --all-targets
-cargo build -p osprey-server --bin osprey
 OSPREY_BIN="$PWD/target/debug/osprey" .venv/bin/python -m pytest -q server/tests/conformance

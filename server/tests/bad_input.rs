@@ -307,3 +307,30 @@ async fn bad_requests_never_disturb_good_ones() {
         }
     }
 }
+
+#[tokio::test]
+async fn grpc_message_over_the_limit_is_refused() {
+    let s = TestServer::start_with(&models_dir(), |a| a.grpc_max_message_bytes = 4096).await;
+    let mut c = s.grpc_client().await;
+    let req = ModelInferRequest {
+        model_name: "mlp".into(),
+        inputs: vec![InferInputTensor {
+            name: "input".into(),
+            datatype: "FP32".into(),
+            shape: vec![64, 64],
+            ..Default::default()
+        }],
+        raw_input_contents: vec![vec![0u8; 64 * 64 * 4].into()],
+        ..Default::default()
+    };
+    let e = c.model_infer(req).await.unwrap_err();
+    assert!(
+        matches!(
+            e.code(),
+            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+        ),
+        "{e:?}"
+    );
+    s.assert_still_serving().await;
+    s.shutdown().await;
+}
