@@ -5,6 +5,7 @@
 //! [`InferRequest`] against what a model declares. Every error is a [`ProtocolError`] that names
 //! the tensor or field at fault.
 
+pub mod batch;
 pub mod codec;
 pub mod datatype;
 pub mod element;

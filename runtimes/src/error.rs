@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RuntimeError {
     #[error("ONNX Runtime library not found (looked in: {searched}). Install it with `pip install onnxruntime==1.31.1` (scripts/setup.sh does this into .venv) or set ORT_DYLIB_PATH to libonnxruntime.so")]
     LibraryNotFound { searched: String },

@@ -1,30 +1,29 @@
-//! The transport-independent inference path: validate, execute, select outputs, account.
+//! The transport-independent inference path: validate, schedule, select outputs, account.
 
 use crate::error::ServerError;
-use crate::metrics;
+use crate::metrics::Protocol;
 use crate::model::LoadedModel;
 use osprey_protocol::{InferRequest, InferResponse};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Runs a decoded request on a ready model version and records statistics and metrics.
 pub async fn infer(
     model: &LoadedModel,
     req: InferRequest,
-    protocol: &'static str,
+    protocol: Protocol,
 ) -> Result<InferResponse, ServerError> {
     let start = Instant::now();
     let result = run(model, req).await;
     let elapsed = start.elapsed();
-    let version = model.version.to_string();
+    let metrics = model.scheduler.metrics();
     match &result {
-        Ok((resp, rows, queue)) => {
+        Ok((_, rows, queue)) => {
             model.stats.request_succeeded(elapsed, *queue, *rows);
-            metrics::request_succeeded(&model.name, &version, protocol, elapsed, *queue, *rows);
-            tracing::debug!(model = %model.name, outputs = resp.outputs.len(), "inference done");
+            metrics.request_succeeded(protocol, elapsed, *rows);
         }
         Err(e) => {
             model.stats.request_failed(elapsed);
-            metrics::request_failed(&model.name, &version, protocol, e.kind().label(), elapsed);
+            metrics.request_failed(protocol, e.kind().label(), elapsed);
         }
     }
     result.map(|(resp, _, _)| resp)
@@ -33,7 +32,7 @@ pub async fn infer(
 async fn run(
     model: &LoadedModel,
     mut req: InferRequest,
-) -> Result<(InferResponse, u64, std::time::Duration), ServerError> {
+) -> Result<(InferResponse, u64, Duration), ServerError> {
     model.signature.validate(&req)?;
     let rows = if model.signature.max_batch_size > 0 {
         req.inputs
@@ -44,7 +43,10 @@ async fn run(
         1
     };
     let inputs = std::mem::take(&mut req.inputs);
-    let executed = model.executor.run(inputs, rows).await?;
+    let executed = model
+        .scheduler
+        .submit(inputs, &req.parameters, rows as usize)
+        .await?;
     let mut outputs = executed.outputs;
     if !req.outputs.is_empty() {
         // Requested outputs come back in the order they were asked for.

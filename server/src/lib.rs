@@ -13,6 +13,7 @@ pub mod http;
 pub mod infer;
 pub mod metrics;
 pub mod model;
+pub mod scheduler;
 pub mod server;
 pub mod state;
 pub mod views;

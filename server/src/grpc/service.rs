@@ -33,7 +33,9 @@ async fn model_infer(
         .registry
         .get(&req.model_name, Some(&req.model_version))?;
     let decoded = request_from_grpc(req)?;
-    Ok(response_to_grpc(infer(&model, decoded, "grpc").await?))
+    Ok(response_to_grpc(
+        infer(&model, decoded, crate::metrics::Protocol::Grpc).await?,
+    ))
 }
 
 type StreamOut = Pin<Box<dyn Stream<Item = Result<ModelStreamInferResponse, Status>> + Send>>;

@@ -67,7 +67,7 @@ async fn handle(
         inputs: Vec::new(),
         outputs: req.outputs.clone(),
     };
-    let resp = run_inference(&model, req, "http").await?;
+    let resp = run_inference(&model, req, crate::metrics::Protocol::Http).await?;
     let encoded = rest::encode_response(&resp, |name| rest::wants_binary(&shape_of_answer, name))?;
     let mut out = (StatusCode::OK, encoded.body).into_response();
     let h = out.headers_mut();

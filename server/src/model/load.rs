@@ -1,9 +1,9 @@
 //! Loading one model's versions from the repository (blocking: call from a blocking thread).
 
-use super::executor::Executor;
 use super::stats::Stats;
 use super::LoadedModel;
 use crate::config::{self, ModelConfig};
+use crate::scheduler::{BatchPolicy, Scheduler};
 use osprey_runtimes::onnx::OnnxEnvironment;
 use osprey_runtimes::{LoadOptions, Runtime};
 use std::path::Path;
@@ -17,7 +17,8 @@ pub struct LoadSettings {
     pub intra_op_threads: usize,
     /// `max_batch_size` given to models without a configuration that can batch.
     pub default_max_batch_size: i32,
-    /// Requests that may wait for an instance, per instance.
+    /// Requests that may wait per instance when the model's queue policy sets no
+    /// `max_queue_size`.
     pub queue_per_instance: usize,
 }
 
@@ -83,6 +84,7 @@ pub fn load_version(
     base: &ModelConfig,
     version: u64,
     settings: &LoadSettings,
+    handle: &tokio::runtime::Handle,
 ) -> Result<LoadedModel, String> {
     let mut cfg = base.clone();
     let path = model_dir.join(version.to_string()).join(model_file(&cfg));
@@ -109,18 +111,21 @@ pub fn load_version(
     .map_err(|e| e.to_string())?;
     let signature = config::signature(&cfg);
     let stats = Arc::new(Stats::default());
-    let executor = Executor::start(
+    let policy = BatchPolicy::from_config(&cfg, settings.queue_per_instance * count as usize);
+    let scheduler = Scheduler::start(
         &cfg.name,
+        &version.to_string(),
         runtimes,
-        settings.queue_per_instance * count as usize,
+        policy,
         stats.clone(),
+        handle,
     );
     Ok(LoadedModel {
         name: cfg.name.clone(),
         version,
         config: cfg,
         signature,
-        executor,
+        scheduler,
         stats,
     })
 }

@@ -1,15 +1,14 @@
 //! Models: loading from the repository, per-version state, instances and statistics.
 
-mod executor;
 mod load;
 mod registry;
 pub mod stats;
 
-pub use executor::{Executed, Executor};
 pub use load::LoadSettings;
 pub use registry::{IndexEntry, Registry, VersionState};
 
 use crate::config::ModelConfig;
+use crate::scheduler::Scheduler;
 use osprey_protocol::ModelSignature;
 use stats::Stats;
 use std::sync::Arc;
@@ -21,6 +20,6 @@ pub struct LoadedModel {
     pub version: u64,
     pub config: ModelConfig,
     pub signature: ModelSignature,
-    pub executor: Executor,
+    pub scheduler: Scheduler,
     pub stats: Arc<Stats>,
 }

@@ -17,8 +17,14 @@ pub struct Counter {
 
 impl Counter {
     pub fn add(&self, d: Duration) {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.ns.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+        self.add_n(1, d);
+    }
+
+    /// Adds `n` occurrences that each took `d`.
+    pub fn add_n(&self, n: u64, d: Duration) {
+        self.count.fetch_add(n, Ordering::Relaxed);
+        self.ns
+            .fetch_add(n.saturating_mul(d.as_nanos() as u64), Ordering::Relaxed);
     }
 
     fn proto(&self) -> StatisticDuration {
@@ -81,12 +87,14 @@ impl Stats {
         self.last_inference_ms.store(now_ms(), Ordering::Relaxed);
     }
 
-    /// Records one execution of the model on a batch.
-    pub fn executed(&self, t: ExecutionTimes) {
+    /// Records one execution of the model on a batch of `requests` requests. As in Triton,
+    /// the request-level compute statistics count each request of the batch; `batch_stats`
+    /// counts executions per batch size.
+    pub fn executed(&self, t: ExecutionTimes, requests: u64) {
         self.execution_count.fetch_add(1, Ordering::Relaxed);
-        self.compute_input.add(t.compute_input);
-        self.compute_infer.add(t.compute_infer);
-        self.compute_output.add(t.compute_output);
+        self.compute_input.add_n(requests, t.compute_input);
+        self.compute_infer.add_n(requests, t.compute_infer);
+        self.compute_output.add_n(requests, t.compute_output);
         if let Ok(mut b) = self.batches.lock() {
             let c = b.entry(t.batch_size).or_default();
             c.compute_input.add(t.compute_input);

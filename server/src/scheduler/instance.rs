@@ -1,0 +1,113 @@
+//! A model instance: an OS thread owning one runtime, running the batches the scheduler hands
+//! it: drop requests whose callers left, merge, run, split, answer.
+
+use super::queue::Entry;
+use super::{Delivery, Job, Shared};
+use crate::error::ServerError;
+use crate::model::stats::ExecutionTimes;
+use osprey_protocol::batch::{concat_inputs, split_outputs};
+use osprey_runtimes::Runtime;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::OwnedSemaphorePermit;
+
+/// A batch for an instance; the permit marks the instance busy until the batch is done.
+pub struct Work {
+    pub batch: Vec<Entry<Job>>,
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// The instance loop: runs until the scheduler goes away.
+pub fn run_instance(
+    runtime: &mut dyn Runtime,
+    work: crossbeam_channel::Receiver<Work>,
+    shared: Arc<Shared>,
+) {
+    for Work { batch, permit } in work.iter() {
+        run_batch(runtime, batch, &shared);
+        drop(permit);
+    }
+}
+
+fn run_batch(runtime: &mut dyn Runtime, batch: Vec<Entry<Job>>, shared: &Shared) {
+    let start = Instant::now();
+    let mut live = Vec::with_capacity(batch.len());
+    for e in batch {
+        if e.item.reply.is_closed() {
+            tracing::debug!(seq = e.seq, "caller went away before the run; dropped");
+            shared.deliver(e.seq, None);
+        } else {
+            live.push(e);
+        }
+    }
+    if live.is_empty() {
+        return;
+    }
+    let rows: Vec<usize> = live.iter().map(|e| e.rows).collect();
+    let total: usize = rows.iter().sum();
+    let mut replies = Vec::with_capacity(live.len());
+    let mut inputs = Vec::with_capacity(live.len());
+    for e in live {
+        let queue = start.saturating_duration_since(e.enqueued);
+        shared.metrics.request_dequeued(queue);
+        inputs.push(e.item.inputs);
+        replies.push((e.seq, e.item.reply, queue, e.item.span));
+    }
+    let _span = replies.first().map(|r| r.3.clone().entered());
+    let result = concat_inputs(inputs)
+        .map_err(|e| ServerError::Internal(e.to_string()))
+        .and_then(|merged| {
+            let infer_start = Instant::now();
+            let compute_input = infer_start - start;
+            let outputs = runtime.run(merged).map_err(ServerError::from)?;
+            let output_start = Instant::now();
+            let split =
+                split_outputs(outputs, &rows).map_err(|e| ServerError::Internal(e.to_string()))?;
+            let times = ExecutionTimes {
+                batch_size: total as u64,
+                compute_input,
+                compute_infer: output_start - infer_start,
+                compute_output: output_start.elapsed(),
+            };
+            Ok((split, times))
+        });
+    match result {
+        Ok((split, times)) => {
+            shared.stats.executed(times, replies.len() as u64);
+            shared.metrics.executed(
+                total as u64,
+                times.compute_input,
+                times.compute_infer,
+                times.compute_output,
+            );
+            for ((seq, reply, queue, _), outputs) in replies.into_iter().zip(split) {
+                shared.deliver(
+                    seq,
+                    Some(Delivery {
+                        reply,
+                        result: Ok(super::Executed { outputs, queue }),
+                    }),
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(model = %shared.model, error = %e, requests = replies.len(), "batch failed");
+            let message = e.to_string();
+            let kind_is_input = e.kind() == crate::error::ErrorKind::InvalidArgument;
+            for (seq, reply, _, _) in replies {
+                let err = if kind_is_input {
+                    ServerError::BadRequest(message.clone())
+                } else {
+                    ServerError::Internal(message.clone())
+                };
+                shared.deliver(
+                    seq,
+                    Some(Delivery {
+                        reply,
+                        result: Err(err),
+                    }),
+                );
+            }
+        }
+    }
+}
