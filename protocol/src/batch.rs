@@ -103,11 +103,9 @@ pub fn split_outputs(outputs: Vec<Tensor>, rows: &[usize]) -> Result<Vec<Vec<Ten
                 rows: total,
             });
         }
-        let per_row = if total == 0 {
-            0
-        } else {
-            match_tensor_data!(&out.data, v => v.len(), b => b.len()) / total
-        };
+        let per_row = match_tensor_data!(&out.data, v => v.len(), b => b.len())
+            .checked_div(total)
+            .unwrap_or(0);
         let mut start = 0;
         for (r, dest) in rows.iter().zip(per_request.iter_mut()) {
             let end = start + r * per_row;
