@@ -21,7 +21,7 @@ use queue::{Next, Queue, ShapeKey};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{oneshot, Notify, Semaphore};
+use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// What a request gets back from its execution.
@@ -170,14 +170,16 @@ impl Scheduler {
                 .map_err(|(_, full)| full);
             match pushed {
                 Ok(_) => q.len(),
-                Err(full) => return Err(ServerError::Overloaded {
-                    model: self.shared.model.clone(),
-                    reason: format!(
+                Err(full) => {
+                    return Err(ServerError::Overloaded {
+                        model: self.shared.model.clone(),
+                        reason: format!(
                         "queue full: priority level {} already holds max_queue_size {} requests",
                         full.level + 1,
                         full.max
                     ),
-                }),
+                    })
+                }
             }
         };
         self.shared.metrics.queued(pending);
@@ -198,67 +200,87 @@ impl Drop for Scheduler {
     }
 }
 
-/// The scheduling task: whenever an instance is idle, take the next batch from the queue (or
-/// sleep until one may be formed, a request times out, or a request arrives).
+/// The scheduling task: answers requests whose queue timeout passed (even while every
+/// instance is busy) and, whenever an instance is idle, hands it the next batch; otherwise it
+/// sleeps until a request arrives, an instance frees up, a batch may be formed, or a timeout.
 async fn schedule(
     shared: Arc<Shared>,
     work: crossbeam_channel::Sender<instance::Work>,
     idle: Arc<Semaphore>,
 ) {
+    let mut permit: Option<OwnedSemaphorePermit> = None;
     loop {
-        let Ok(permit) = idle.clone().acquire_owned().await else {
-            return;
+        if permit.is_none() {
+            permit = idle.clone().try_acquire_owned().ok();
+        }
+        let now = Instant::now().into_std();
+        let (next, expired, deadline, waiting) = {
+            let mut q = shared.lock();
+            let expired = q.expire(now);
+            let next = if permit.is_some() {
+                q.next_batch(now)
+            } else {
+                Next::Empty
+            };
+            (next, expired, q.next_deadline(), q.len())
         };
-        loop {
-            let now = Instant::now().into_std();
-            let (next, expired, deadline, waiting) = {
-                let mut q = shared.lock();
-                let expired = q.expire(now);
-                let next = q.next_batch(now);
-                (next, expired, q.next_deadline(), q.len())
+        shared.metrics.queued(waiting);
+        for e in expired {
+            let waited = now.saturating_duration_since(e.enqueued);
+            let err = ServerError::Overloaded {
+                model: shared.model.clone(),
+                reason: format!(
+                    "request timed out after {} µs in the queue",
+                    waited.as_micros()
+                ),
             };
-            shared.metrics.queued(waiting);
-            for e in expired {
-                let waited = now.saturating_duration_since(e.enqueued);
-                let err = ServerError::Overloaded {
-                    model: shared.model.clone(),
-                    reason: format!(
-                        "request timed out after {} µs in the queue",
-                        waited.as_micros()
-                    ),
-                };
-                shared.deliver(
-                    e.seq,
-                    Some(Delivery {
-                        reply: e.item.reply,
-                        result: Err(err),
-                    }),
-                );
+            shared.deliver(
+                e.seq,
+                Some(Delivery {
+                    reply: e.item.reply,
+                    result: Err(err),
+                }),
+            );
+        }
+        let wake = match next {
+            Next::Batch(batch) => {
+                let Some(p) = permit.take() else { continue };
+                if work.send(instance::Work { batch, permit: p }).is_err() {
+                    return;
+                }
+                continue;
             }
-            let wake = match next {
-                Next::Batch(batch) => {
-                    if work.send(instance::Work { batch, permit }).is_err() {
-                        return;
-                    }
-                    break;
+            Next::WaitUntil(t) => Some(deadline.map_or(t, |d| d.min(t))),
+            Next::Empty => {
+                if waiting == 0 && shared.closed.load(Ordering::Relaxed) {
+                    return;
                 }
-                Next::WaitUntil(t) => Some(deadline.map_or(t, |d| d.min(t))),
-                Next::Empty => {
-                    if shared.closed.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    deadline
-                }
-            };
+                deadline
+            }
+        };
+        let sleep = async {
             match wake {
-                Some(t) => {
-                    tokio::select! {
-                        _ = shared.arrived.notified() => {}
-                        _ = tokio::time::sleep_until(Instant::from_std(t)) => {}
-                    }
-                }
-                None => shared.arrived.notified().await,
+                Some(t) => tokio::time::sleep_until(Instant::from_std(t)).await,
+                None => std::future::pending().await,
+            }
+        };
+        if permit.is_some() {
+            tokio::select! {
+                _ = shared.arrived.notified() => {}
+                _ = sleep => {}
+            }
+        } else {
+            tokio::select! {
+                p = idle.clone().acquire_owned() => match p {
+                    Ok(p) => permit = Some(p),
+                    Err(_) => return,
+                },
+                _ = shared.arrived.notified() => {}
+                _ = sleep => {}
             }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -377,4 +377,89 @@ mod tests {
         assert_eq!(batch_rows(q.next_batch(t0)), vec![0]);
         assert!(q.is_empty());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Push {
+                rows: usize,
+                shape: i64,
+                level: usize,
+                timeout_us: Option<u64>,
+            },
+            Advance(u64),
+            Batch,
+            Expire,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => (1usize..=4, 3i64..=4, 0usize..2, proptest::option::of(1u64..500))
+                    .prop_map(|(rows, shape, level, timeout_us)| Op::Push { rows, shape, level, timeout_us }),
+                2 => (0u64..300).prop_map(Op::Advance),
+                3 => Just(Op::Batch),
+                1 => Just(Op::Expire),
+            ]
+        }
+
+        proptest! {
+            /// Whatever the arrivals, every request leaves exactly once (in a batch or rejected),
+            /// batches hold one shape and at most max_batch_size rows.
+            #[test]
+            fn requests_leave_exactly_once(ops in proptest::collection::vec(op(), 1..200), max in 4usize..=8, delay in 0u64..400) {
+                let mut p = policy(max, vec![2], delay);
+                p.levels.push(p.levels[0].clone());
+                p.levels[1].on_timeout = OnTimeout::Delay;
+                let mut q: Queue<u64> = Queue::new(p);
+                let t0 = Instant::now();
+                let mut now = t0;
+                let mut pushed = 0u64;
+                let mut seen = std::collections::BTreeSet::new();
+                let mut check = |b: Vec<Entry<u64>>, seen: &mut std::collections::BTreeSet<u64>| -> Result<(), TestCaseError> {
+                    prop_assert!(b.iter().map(|e| e.rows).sum::<usize>() <= max);
+                    prop_assert!(b.iter().all(|e| e.key == b[0].key));
+                    for e in b { prop_assert!(seen.insert(e.item), "request {} left twice", e.item); }
+                    Ok(())
+                };
+                for o in ops {
+                    match o {
+                        Op::Push { rows, shape, level, timeout_us } => {
+                            if q.push(pushed, rows, key(shape), level, timeout_us.map(Duration::from_micros), now).is_ok() {
+                                pushed += 1;
+                            }
+                        }
+                        Op::Advance(us) => now += Duration::from_micros(us),
+                        Op::Batch => if let Next::Batch(b) = q.next_batch(now) { check(b, &mut seen)?; },
+                        Op::Expire => { let gone = q.expire(now); check_rejected(gone, &mut seen)?; }
+                    }
+                }
+                // Drain: far in the future everything is sent or rejected.
+                now += Duration::from_secs(10);
+                let gone = q.expire(now);
+                check_rejected(gone, &mut seen)?;
+                loop {
+                    match q.next_batch(now) {
+                        Next::Batch(b) => check(b, &mut seen)?,
+                        Next::Empty => break,
+                        Next::WaitUntil(_) => prop_assert!(false, "nothing should wait after the delay"),
+                    }
+                }
+                prop_assert_eq!(seen.len() as u64, pushed);
+                prop_assert!(q.is_empty());
+            }
+        }
+
+        fn check_rejected(
+            gone: Vec<Entry<u64>>,
+            seen: &mut std::collections::BTreeSet<u64>,
+        ) -> Result<(), TestCaseError> {
+            for e in gone {
+                prop_assert!(seen.insert(e.item), "request {} left twice", e.item);
+            }
+            Ok(())
+        }
+    }
 }
