@@ -177,6 +177,7 @@ instance_group [
     kind: KIND_CPU
   }
 ]
+dynamic_batching { }
 """,
     )
 
@@ -186,6 +187,45 @@ instance_group [
         {"input": in_rng.standard_normal((1, 64)).astype(np.float32)},
     ]
     return write_reference("mlp", cases)
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def gen_identity() -> list[str]:
+    """A model that does no work: the transport's own limit in benchmarks."""
+    graph = helper.make_graph(
+        nodes=[helper.make_node("Identity", ["input"], ["output"], name="identity")],
+        name="identity",
+        inputs=[helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 64])],
+        outputs=[helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 64])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
+    write_model(MODELS / "identity" / "1" / "model.onnx", strip_metadata(model))
+    write_text(
+        MODELS / "identity" / "config.pbtxt",
+        """name: "identity"
+platform: "onnxruntime_onnx"
+max_batch_size: 64
+input [
+  {
+    name: "input"
+    data_type: TYPE_FP32
+    dims: [ 64 ]
+  }
+]
+output [
+  {
+    name: "output"
+    data_type: TYPE_FP32
+    dims: [ 64 ]
+  }
+]
+dynamic_batching { }
+""",
+    )
+    in_rng = np.random.default_rng(99)
+    return write_reference("identity", [{"input": in_rng.standard_normal((2, 64)).astype(np.float32)}])
 
 
 # --------------------------------------------------------------------------- iris
@@ -401,6 +441,7 @@ def main() -> None:
     report = {}
     for name, fn in [
         ("mlp", gen_mlp),
+        ("identity", gen_identity),
         ("iris", gen_iris),
         ("text_sentiment", gen_text_sentiment),
     ]:

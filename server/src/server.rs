@@ -70,6 +70,8 @@ impl Listeners {
 /// Loads ONNX Runtime and the start-up models. A model that fails to load is logged and left
 /// UNAVAILABLE; the others serve.
 pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> {
+    // The recorder must exist before any model registers its metric handles.
+    metrics::install();
     if !args.model_repository.is_dir() {
         return Err(StartError::NoRepository(
             args.model_repository.display().to_string(),

@@ -155,7 +155,7 @@ async fn metadata_config_and_health() {
 async fn raw_and_typed_inference_match_reference() {
     let s = TestServer::start(&models_dir()).await;
     let mut c = s.grpc_client().await;
-    for model in ["mlp", "iris", "text_sentiment"] {
+    for model in ["mlp", "identity", "iris", "text_sentiment"] {
         for case in reference(model) {
             let resp = c
                 .model_infer(request(model, &case.inputs))
@@ -252,7 +252,7 @@ async fn statistics_and_repository_control() {
         })
         .await
         .unwrap();
-    assert_eq!(idx.into_inner().models.len(), 3);
+    assert_eq!(idx.into_inner().models.len(), 4);
     c.repository_model_unload(RepositoryModelUnloadRequest {
         model_name: "mlp".into(),
         ..Default::default()

@@ -9,7 +9,7 @@ use common::{assert_data_close, models_dir, reference, temp_repo_with, TestServe
 use osprey_protocol::{DataType, TensorData};
 use serde_json::{json, Value};
 
-const MODELS: [&str; 3] = ["mlp", "iris", "text_sentiment"];
+const MODELS: [&str; 4] = ["mlp", "identity", "iris", "text_sentiment"];
 
 fn find<'a>(outputs: &'a [Value], name: &str) -> &'a Value {
     outputs
@@ -237,7 +237,7 @@ async fn statistics_and_metrics_follow_inference() {
         3
     );
     let (_, all) = s.get("/v2/models/stats").await;
-    assert_eq!(all["model_stats"].as_array().unwrap().len(), 3);
+    assert_eq!(all["model_stats"].as_array().unwrap().len(), MODELS.len());
     assert_eq!(s.get("/v2/models/nope/stats").await.0, 404);
 
     let text = s

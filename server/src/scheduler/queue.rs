@@ -418,7 +418,7 @@ mod tests {
                 let mut now = t0;
                 let mut pushed = 0u64;
                 let mut seen = std::collections::BTreeSet::new();
-                let mut check = |b: Vec<Entry<u64>>, seen: &mut std::collections::BTreeSet<u64>| -> Result<(), TestCaseError> {
+                let check = |b: Vec<Entry<u64>>, seen: &mut std::collections::BTreeSet<u64>| -> Result<(), TestCaseError> {
                     prop_assert!(b.iter().map(|e| e.rows).sum::<usize>() <= max);
                     prop_assert!(b.iter().all(|e| e.key == b[0].key));
                     for e in b { prop_assert!(seen.insert(e.item), "request {} left twice", e.item); }
