@@ -5,6 +5,7 @@ use crate::grpc::{HealthService, InferenceService};
 use crate::model::{LoadSettings, Registry};
 use crate::state::AppState;
 use crate::{http, metrics};
+use axum::serve::ListenerExt;
 use osprey_protocol::grpc::health::health_server::HealthServer;
 use osprey_protocol::grpc::inference::grpc_inference_service_server::GrpcInferenceServiceServer;
 use osprey_runtimes::onnx::{locate_library, OnnxEnvironment};
@@ -137,8 +138,14 @@ pub async fn run(
     }
 
     let app = http::router(state.clone());
+    // Small answers must not wait for Nagle's algorithm (40 ms stalls behind delayed ACKs).
+    let http_listener = listeners.http.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     let http_task = tokio::spawn(
-        axum::serve(listeners.http, app)
+        axum::serve(http_listener, app)
             .with_graceful_shutdown(until(stop_rx.clone()))
             .into_future(),
     );
@@ -147,7 +154,8 @@ pub async fn run(
         .max_decoding_message_size(max_msg)
         .max_encoding_message_size(max_msg);
     let health = HealthServer::new(HealthService::new(state.clone()));
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc);
+    let incoming =
+        tonic::transport::server::TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
     let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(inference)

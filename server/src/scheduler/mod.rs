@@ -51,6 +51,8 @@ pub struct Shared {
     arrived: Notify,
     closed: AtomicBool,
     orderer: Orderer<Delivery>,
+    /// True while the scheduling task holds an idle instance and so wants to hear of arrivals.
+    batching: AtomicBool,
     stats: Arc<Stats>,
     metrics: ModelMetrics,
 }
@@ -86,16 +88,17 @@ impl Scheduler {
         stats: Arc<Stats>,
         runtime_handle: &tokio::runtime::Handle,
     ) -> Scheduler {
+        let idle = Arc::new(Semaphore::new(runtimes.len()));
         let shared = Arc::new(Shared {
             model: model.to_string(),
             queue: Mutex::new(Queue::new(policy.clone())),
             arrived: Notify::new(),
             closed: AtomicBool::new(false),
             orderer: Orderer::new(policy.preserve_ordering),
+            batching: AtomicBool::new(false),
             stats,
             metrics: ModelMetrics::new(model, version),
         });
-        let idle = Arc::new(Semaphore::new(runtimes.len()));
         let (work_tx, work_rx) =
             crossbeam_channel::bounded::<instance::Work>(runtimes.len().max(1));
         for (i, mut runtime) in runtimes.into_iter().enumerate() {
@@ -183,7 +186,11 @@ impl Scheduler {
             }
         };
         self.shared.metrics.queued(pending);
-        self.shared.arrived.notify_one();
+        // While every instance is busy the scheduler wakes when one frees up; an arrival only
+        // matters to it then if it brings a deadline.
+        if self.shared.batching.load(Ordering::SeqCst) || timeout.is_some() {
+            self.shared.arrived.notify_one();
+        }
         rx.await.map_err(|_| {
             ServerError::Internal(format!(
                 "model '{}' stopped before answering",
@@ -213,6 +220,8 @@ async fn schedule(
         if permit.is_none() {
             permit = idle.clone().try_acquire_owned().ok();
         }
+        // Set before the queue is read, so that a request pushed after that read notifies us.
+        shared.batching.store(permit.is_some(), Ordering::SeqCst);
         let now = Instant::now().into_std();
         let (next, expired, deadline, waiting) = {
             let mut q = shared.lock();
