@@ -178,6 +178,9 @@ instance_group [
   }
 ]
 dynamic_batching { }
+# Small models: one intra-op thread, so that ONNX Runtime's spinning workers do not take the
+# cores the request path needs (measured: see the README's benchmark section).
+parameters { key: "intra_op_thread_count" value: { string_value: "1" } }
 """,
     )
 
@@ -222,6 +225,9 @@ output [
   }
 ]
 dynamic_batching { }
+# Small models: one intra-op thread, so that ONNX Runtime's spinning workers do not take the
+# cores the request path needs (measured: see the README's benchmark section).
+parameters { key: "intra_op_thread_count" value: { string_value: "1" } }
 """,
     )
     in_rng = np.random.default_rng(99)

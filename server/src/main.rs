@@ -5,6 +5,11 @@ use osprey_server::cli::{Cli, Command, LogFormat, ServeArgs};
 use osprey_server::server::{build_state, run, Listeners};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: the request path allocates many small short-lived buffers; glibc's malloc took
+/// about 9% of the server's CPU at concurrency 64 (perf), mimalloc less (see the README).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_logging(args: &ServeArgs) {
     let filter = EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

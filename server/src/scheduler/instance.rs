@@ -1,7 +1,7 @@
 //! A model instance: an OS thread owning one runtime, running the batches the scheduler hands
 //! it: drop requests whose callers left, merge, run, split, answer.
 
-use super::queue::Entry;
+use super::queue::{Entry, Next};
 use super::{Delivery, Job, Shared};
 use crate::error::ServerError;
 use crate::model::stats::ExecutionTimes;
@@ -17,14 +17,22 @@ pub struct Work {
     pub permit: OwnedSemaphorePermit,
 }
 
-/// The instance loop: runs until the scheduler goes away.
+/// The instance loop: runs until the scheduler goes away. After each batch the instance takes
+/// the next ready batch from the queue itself, so a busy model needs no hand-off through the
+/// scheduling task; it gives its permit back (waking the scheduler) only when none is ready.
 pub fn run_instance(
     runtime: &mut dyn Runtime,
     work: crossbeam_channel::Receiver<Work>,
     shared: Arc<Shared>,
 ) {
-    for Work { batch, permit } in work.iter() {
-        run_batch(runtime, batch, &shared);
+    for Work { mut batch, permit } in work.iter() {
+        loop {
+            run_batch(runtime, batch, &shared);
+            match shared.poll(true).0 {
+                Next::Batch(next) => batch = next,
+                Next::WaitUntil(_) | Next::Empty => break,
+            }
+        }
         drop(permit);
     }
 }

@@ -62,6 +62,41 @@ impl Shared {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Answers requests whose queue timeout has passed and, when `can_run`, takes the next
+    /// batch. Returns it with the earliest queue deadline and the number still waiting.
+    fn poll(&self, can_run: bool) -> (Next<Job>, Option<std::time::Instant>, usize) {
+        let now = Instant::now().into_std();
+        let (next, expired, deadline, waiting) = {
+            let mut q = self.lock();
+            let expired = q.expire(now);
+            let next = if can_run {
+                q.next_batch(now)
+            } else {
+                Next::Empty
+            };
+            (next, expired, q.next_deadline(), q.len())
+        };
+        self.metrics.queued(waiting);
+        for e in expired {
+            let waited = now.saturating_duration_since(e.enqueued);
+            let err = ServerError::Overloaded {
+                model: self.model.clone(),
+                reason: format!(
+                    "request timed out after {} µs in the queue",
+                    waited.as_micros()
+                ),
+            };
+            self.deliver(
+                e.seq,
+                Some(Delivery {
+                    reply: e.item.reply,
+                    result: Err(err),
+                }),
+            );
+        }
+        (next, deadline, waiting)
+    }
+
     /// Completes request `seq` (see [`Orderer::complete`]) and sends what may now be sent.
     fn deliver(&self, seq: u64, answer: Option<Delivery>) {
         for d in self.orderer.complete(seq, answer) {
@@ -104,9 +139,14 @@ impl Scheduler {
         for (i, mut runtime) in runtimes.into_iter().enumerate() {
             let rx = work_rx.clone();
             let shared = shared.clone();
+            let handle = runtime_handle.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("osprey-{model}-{i}"))
-                .spawn(move || instance::run_instance(&mut *runtime, rx, shared));
+                .spawn(move || {
+                    // Inside the runtime's context the thread reads the scheduler's clock.
+                    let _context = handle.enter();
+                    instance::run_instance(&mut *runtime, rx, shared)
+                });
             if let Err(e) = spawned {
                 tracing::error!(model, error = %e, "could not start an instance thread");
             }
@@ -222,35 +262,7 @@ async fn schedule(
         }
         // Set before the queue is read, so that a request pushed after that read notifies us.
         shared.batching.store(permit.is_some(), Ordering::SeqCst);
-        let now = Instant::now().into_std();
-        let (next, expired, deadline, waiting) = {
-            let mut q = shared.lock();
-            let expired = q.expire(now);
-            let next = if permit.is_some() {
-                q.next_batch(now)
-            } else {
-                Next::Empty
-            };
-            (next, expired, q.next_deadline(), q.len())
-        };
-        shared.metrics.queued(waiting);
-        for e in expired {
-            let waited = now.saturating_duration_since(e.enqueued);
-            let err = ServerError::Overloaded {
-                model: shared.model.clone(),
-                reason: format!(
-                    "request timed out after {} µs in the queue",
-                    waited.as_micros()
-                ),
-            };
-            shared.deliver(
-                e.seq,
-                Some(Delivery {
-                    reply: e.item.reply,
-                    result: Err(err),
-                }),
-            );
-        }
+        let (next, deadline, waiting) = shared.poll(permit.is_some());
         let wake = match next {
             Next::Batch(batch) => {
                 let Some(p) = permit.take() else { continue };
