@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the models of a model repository over REST, gRPC and Prometheus metrics.
     Serve(ServeArgs),
+    /// Drive load at any KServe v2 server and report throughput and latency.
+    Loadtest(osprey_loadtest::LoadtestArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -93,8 +95,12 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// Arguments as a test would give them: loopback, port 0 everywhere.
     pub fn for_tests(model_repository: PathBuf) -> ServeArgs {
-        let mut a = Cli::parse_from([
-            "osprey",
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        let mut args = Only::parse_from([
             "serve",
             "--address",
             "127.0.0.1",
@@ -104,9 +110,9 @@ impl ServeArgs {
             "0",
             "--metrics-port",
             "0",
-        ]);
-        let Command::Serve(ref mut args) = a.command;
+        ])
+        .args;
         args.model_repository = model_repository;
-        args.clone()
+        args
     }
 }

@@ -53,6 +53,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Loadtest(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(osprey_loadtest::run(args)).map(|_| ())),
         Command::Serve(args) => {
             init_logging(&args);
             tokio::runtime::Builder::new_multi_thread()
