@@ -77,6 +77,9 @@ pub struct LoadtestArgs {
     /// Write one CSV row per step here.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Write an HTML report of this run here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// Label of this target in reports (default: the URL).
     #[arg(long)]
     pub label: Option<String>,

@@ -74,8 +74,8 @@ pub async fn run_step(target: &Target, step: &Step, args: &LoadtestArgs) -> Step
         transport: format!("{:?}", args.transport).to_lowercase(),
         model: args.model.clone(),
         mode: match step {
-            Step::Closed { .. } => "closed",
-            Step::Open { .. } => "open",
+            Step::Closed { .. } => "closed".into(),
+            Step::Open { .. } => "open".into(),
         },
         concurrency: match step {
             Step::Closed { concurrency } => Some(*concurrency),

@@ -5,12 +5,13 @@
 //! model's metadata and sends it; [`driver`] runs closed-loop (fixed concurrency) and open-loop
 //! (fixed or Poisson rate, latency measured from the intended send time) steps; [`record`] holds
 //! what a step measured; [`server_stats`] reads the target's statistics extension around a step;
-//! [`output`] writes JSON and CSV.
+//! [`output`] writes JSON and CSV; [`report`] the HTML report (`osprey report` combines runs).
 
 pub mod args;
 pub mod driver;
 pub mod output;
 pub mod record;
+pub mod report;
 pub mod server_stats;
 pub mod target;
 

@@ -47,5 +47,8 @@ pub fn write(args: &LoadtestArgs, results: &[StepResult]) -> anyhow::Result<()> 
     if let Some(p) = &args.csv {
         std::fs::write(p, csv(results))?;
     }
+    if let Some(p) = &args.html {
+        std::fs::write(p, crate::report::html(results))?;
+    }
     Ok(())
 }

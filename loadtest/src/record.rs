@@ -1,7 +1,7 @@
 //! What one step measured.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -49,7 +49,7 @@ impl Recorder {
 }
 
 /// Latency percentiles in microseconds.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Latency {
     pub p50_us: u64,
     pub p90_us: u64,
@@ -60,7 +60,7 @@ pub struct Latency {
 }
 
 /// The server's own view of the step, from its statistics extension.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ServerView {
     pub inferences: u64,
     pub executions: u64,
@@ -70,12 +70,12 @@ pub struct ServerView {
 }
 
 /// One step's results.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepResult {
     pub target: String,
     pub transport: String,
     pub model: String,
-    pub mode: &'static str,
+    pub mode: String,
     pub concurrency: Option<usize>,
     pub rate: Option<f64>,
     pub seconds: f64,

@@ -21,6 +21,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Drive load at any KServe v2 server and report throughput and latency.
     Loadtest(osprey_loadtest::LoadtestArgs),
+    /// Combine `osprey loadtest --json` files into one HTML and CSV report.
+    Report(osprey_loadtest::report::ReportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

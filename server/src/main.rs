@@ -53,6 +53,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Report(args) => osprey_loadtest::report::run(&args).map(|_| ()),
         Command::Loadtest(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
