@@ -68,6 +68,9 @@ pub struct LoadtestArgs {
     /// Per-request timeout in seconds; a step never runs longer than warm-up + duration + this.
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
+    /// gRPC: HTTP/2 connections to spread requests over.
+    #[arg(long, default_value_t = 4)]
+    pub grpc_connections: usize,
     /// Open loop: most requests in flight before new ones count as `generator_saturated`.
     #[arg(long, default_value_t = 10_000)]
     pub max_in_flight: usize,
@@ -132,6 +135,13 @@ impl LoadtestArgs {
 
     pub fn timeout(&self) -> Duration {
         Duration::from_secs_f64(self.timeout.max(0.001))
+    }
+
+    /// The transport's spelling on the command line.
+    pub fn transport_name(&self) -> String {
+        self.transport
+            .to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_string())
     }
 
     pub fn label(&self) -> String {

@@ -71,7 +71,7 @@ pub async fn run_step(target: &Target, step: &Step, args: &LoadtestArgs) -> Step
     let (latency, histogram, throughput) = StepResult::from_recorder(&rec, seconds);
     StepResult {
         target: args.label(),
-        transport: format!("{:?}", args.transport).to_lowercase(),
+        transport: args.transport_name(),
         model: args.model.clone(),
         mode: match step {
             Step::Closed { .. } => "closed".into(),

@@ -36,5 +36,6 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Vec<record::StepResult>> 
         results.push(result);
     }
     output::write(&args, &results)?;
+    print!("{}", report::text_table(&results));
     Ok(results)
 }

@@ -32,7 +32,9 @@ pub enum Target {
         header_length: Option<usize>,
     },
     Grpc {
-        client: GrpcInferenceServiceClient<Channel>,
+        /// Several HTTP/2 connections: one connection serialises its streams' frames.
+        clients: Vec<GrpcInferenceServiceClient<Channel>>,
+        next: std::sync::Arc<std::sync::atomic::AtomicUsize>,
         request: ModelInferRequest,
     },
 }
@@ -202,15 +204,21 @@ impl Target {
                 })
             }
             Transport::Grpc => {
-                let channel = tonic::transport::Endpoint::from_shared(base(&args.url))?
-                    .timeout(timeout)
-                    .tcp_nodelay(true)
-                    .connect()
-                    .await
-                    .context("connecting over gRPC")?;
-                let mut client = GrpcInferenceServiceClient::new(channel)
-                    .max_decoding_message_size(256 << 20)
-                    .max_encoding_message_size(256 << 20);
+                let mut clients = Vec::new();
+                for _ in 0..args.grpc_connections.max(1) {
+                    let channel = tonic::transport::Endpoint::from_shared(base(&args.url))?
+                        .timeout(timeout)
+                        .tcp_nodelay(true)
+                        .connect()
+                        .await
+                        .context("connecting over gRPC")?;
+                    clients.push(
+                        GrpcInferenceServiceClient::new(channel)
+                            .max_decoding_message_size(256 << 20)
+                            .max_encoding_message_size(256 << 20),
+                    );
+                }
+                let mut client = clients[0].clone();
                 let meta = client
                     .model_metadata(ModelMetadataRequest {
                         name: args.model.clone(),
@@ -243,7 +251,11 @@ impl Target {
                         ..Default::default()
                     });
                 }
-                Ok(Target::Grpc { client, request })
+                Ok(Target::Grpc {
+                    clients,
+                    next: Default::default(),
+                    request,
+                })
             }
         }
     }
@@ -272,8 +284,13 @@ impl Target {
                     Err(classify_http(status))
                 }
             }
-            Target::Grpc { client, request } => {
-                let mut client = client.clone();
+            Target::Grpc {
+                clients,
+                next,
+                request,
+            } => {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % clients.len();
+                let mut client = clients[i].clone();
                 let mut req = tonic::Request::new(request.clone());
                 req.set_timeout(timeout);
                 match client.model_infer(req).await {
