@@ -1,0 +1,1 @@
+//! criterion benches of the hot paths: see `benches/`. Run with `cargo bench -p osprey-benches`.
