@@ -120,6 +120,10 @@ wait_ready() {
       echo "$name exited before it was ready" >&2
       return 1
     fi
+    if grep -qE "error while loading shared libraries|failed to load" "$WORK/$name/server.log"; then
+      echo "$name failed to load the model" >&2
+      return 1
+    fi
     if curl -sf -m 2 -o /dev/null "$url" && port_open "${GRPC_PORT[$name]}"; then
       return 0
     fi
@@ -161,7 +165,9 @@ prepare_triton() {
     "$dir/backends/python/"
   cp "$pt/python_backend_stubs/3.11/triton_python_backend_stub" "$dir/backends/python/"
   TRITON_BIN=$pt/bin/tritonserver
-  TRITON_LIBPYTHON=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+  # The stub links libpython3.11.so.1.0 and the wheel's bundled libcudart (loads without a GPU).
+  TRITON_LIBS=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+  TRITON_LIBS=$TRITON_LIBS:$(echo "$venv"/lib/python3*/site-packages/nvidia_pytriton.libs)
 }
 
 prepare_kserve() {
@@ -198,7 +204,7 @@ launch() {
     triton)
       prepare_triton
       start_server triton "$log" env PATH="$WORK/triton/venv/bin:$PATH" \
-        LD_LIBRARY_PATH="$TRITON_LIBPYTHON${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+        LD_LIBRARY_PATH="$TRITON_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
         "$TRITON_BIN" --model-repository "$WORK/triton/models" \
         --backend-directory "$WORK/triton/backends" --cache-directory "$WORK/triton/cache" \
         --http-address 127.0.0.1 --http-port "${HTTP_PORT[triton]}" \
@@ -239,6 +245,15 @@ run_load() {
       --timeout "$REQUEST_TIMEOUT" --shape input:64 --json "$out" --label "$name" --quiet "${extra[@]}" \
       >"$RESULTS/$name-$transport.log" 2>&1; then
     cat "$RESULTS/$name-$transport.log"
+    local errs
+    errs=$("$PYTHON" -c '
+import json, sys
+bad = {}
+for r in json.load(open(sys.argv[1])):
+    for k, v in r.get("errors", {}).items():
+        bad[k] = bad.get(k, 0) + v
+print(", ".join(f"{k}={v}" for k, v in sorted(bad.items())))' "$out")
+    [ -z "$errs" ] || FAILURES+=("$name $transport: failed requests: $errs")
   else
     local rc=$?
     echo "!!! $name $transport: loadtest failed (exit $rc):"
@@ -310,7 +325,16 @@ for name in $PEERS; do
     [ -f "$RESULTS/$name-$transport.json" ] && ordered+=("$RESULTS/$name-$transport.json")
   done
 done
-"$PYTHON" - "${ordered[@]}" <<'PY'
+REPORT=""
+if "$OSPREY" report --help >/dev/null 2>&1; then
+  if timeout 60 "$OSPREY" report --html "$WORK/report.html" --csv "$WORK/report.csv" "${ordered[@]}"; then
+    REPORT="$WORK/report.html and $WORK/report.csv"
+  else
+    FAILURES+=("osprey report failed")
+  fi
+else
+  echo "this osprey binary has no 'report' subcommand: a plain table of the JSON files instead"
+  "$PYTHON" - "${ordered[@]}" <<'PY'
 import json, sys
 print(f"{'target':<9} {'transport':<11} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'batch':>6}")
 for path in sys.argv[1:]:
@@ -322,15 +346,6 @@ for path in sys.argv[1:]:
         print(f"{r['target']:<9} {r['transport']:<11} {r.get('concurrency') or '':>4} {r['throughput']:>9.1f} "
               f"{lat['p50_us']/1000:>8.2f} {lat['p99_us']/1000:>8.2f} {errs:>7} {batch:>6}")
 PY
-REPORT=""
-if "$OSPREY" report --help >/dev/null 2>&1; then
-  if timeout 60 "$OSPREY" report --html "$WORK/report.html" --csv "$WORK/report.csv" "${ordered[@]}"; then
-    REPORT="$WORK/report.html and $WORK/report.csv"
-  else
-    FAILURES+=("osprey report failed")
-  fi
-else
-  echo "this osprey binary has no 'report' subcommand: only the JSON files and the table above"
 fi
 phase_end
 
