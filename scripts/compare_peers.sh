@@ -46,7 +46,7 @@ declare -A METRICS_PORT=([osprey]=19002 [triton]=19012 [kserve]=0 [mlserver]=190
 declare -A TRANSPORTS=(
   [osprey]="rest-json rest-binary grpc"
   [triton]="rest-json rest-binary grpc"
-  [kserve]="rest-json grpc"
+  [kserve]="rest-json rest-binary grpc"
   [mlserver]="rest-json grpc"
 )
 # Pinned packages per peer venv.
