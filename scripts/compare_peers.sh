@@ -89,10 +89,29 @@ stop_server() {
   fi
   wait "$pid" 2>/dev/null || true
 }
-cleanup() { local rc=$?; stop_server; exit $rc; }
+# bounded SECONDS CMD...: runs CMD under `timeout` in the background and waits for it, so that an
+# interrupt reaches the trap at once instead of after CMD (timeout puts CMD in its own process group,
+# out of reach of the terminal's Ctrl-C).
+CHILD_PID=""
+bounded() {
+  local s=$1
+  shift
+  timeout -k 5 "$s" "$@" &
+  CHILD_PID=$!
+  local rc=0
+  wait "$CHILD_PID" || rc=$?
+  CHILD_PID=""
+  return "$rc"
+}
+cleanup() {
+  local rc=$?
+  [ -z "$CHILD_PID" ] || kill -TERM "$CHILD_PID" 2>/dev/null || true
+  stop_server
+  exit "$rc"
+}
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'echo "interrupted" >&2; exit 130' INT
+trap 'echo "terminated" >&2; exit 143' TERM
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -145,7 +164,7 @@ install_peer() {
   mkdir -p "$dir"
   [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
   # shellcheck disable=SC2086
-  timeout -k 10 "$INSTALL_TIMEOUT" "$venv/bin/pip" install -q --disable-pip-version-check $want \
+  bounded "$INSTALL_TIMEOUT" "$venv/bin/pip" install -q --disable-pip-version-check $want \
     >"$dir/install.log" 2>&1 || { echo "$name: pip install failed, see $dir/install.log" >&2; tail -n 20 "$dir/install.log" >&2; return 1; }
   echo "$want" >"$venv/.osprey-installed"
 }
@@ -240,7 +259,7 @@ run_load() {
   local bound=$(( steps * (WARMUP + DURATION + REQUEST_TIMEOUT) + 30 ))
   local out=$RESULTS/$name-$transport.json
   echo "--- $name $transport (bounded to ${bound}s)"
-  if timeout -k 5 "$bound" "$OSPREY" loadtest --url "127.0.0.1:$port" --transport "$transport" \
+  if bounded "$bound" "$OSPREY" loadtest --url "127.0.0.1:$port" --transport "$transport" \
       -m "$MODEL" --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP" \
       --timeout "$REQUEST_TIMEOUT" --shape input:64 --json "$out" --label "$name" --quiet "${extra[@]}" \
       >"$RESULTS/$name-$transport.log" 2>&1; then
@@ -268,7 +287,7 @@ FAILURES=()
 OSPREY_SRC=$ROOT/target/release/osprey
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   phase_start "build osprey"
-  cargo build --release -p osprey-server --bin osprey
+  bounded "${BUILD_TIMEOUT:-3600}" cargo build --release -p osprey-server --bin osprey
   phase_end
 fi
 [ -x "$OSPREY_SRC" ] || { echo "missing $OSPREY_SRC (build with cargo build --release -p osprey-server --bin osprey)" >&2; exit 1; }
@@ -327,7 +346,7 @@ for name in $PEERS; do
 done
 REPORT=""
 if "$OSPREY" report --help >/dev/null 2>&1; then
-  if timeout 60 "$OSPREY" report --html "$WORK/report.html" --csv "$WORK/report.csv" "${ordered[@]}"; then
+  if bounded 60 "$OSPREY" report --html "$WORK/report.html" --csv "$WORK/report.csv" "${ordered[@]}"; then
     REPORT="$WORK/report.html and $WORK/report.csv"
   else
     FAILURES+=("osprey report failed")

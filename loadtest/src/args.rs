@@ -56,6 +56,9 @@ pub struct LoadtestArgs {
     pub shape: Vec<String>,
     #[arg(long, value_enum, default_value = "random")]
     pub data: InputData,
+    /// Send these requests instead (round-robin): a KServe v2 JSON request, or an array of them.
+    #[arg(long, value_name = "PATH")]
+    pub input_file: Option<PathBuf>,
     /// Measured seconds per step.
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,

@@ -8,8 +8,12 @@ use bytes::Bytes;
 use osprey_protocol::grpc::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use osprey_protocol::grpc::inference::model_infer_request::InferInputTensor;
 use osprey_protocol::grpc::inference::{ModelInferRequest, ModelMetadataRequest};
-use osprey_protocol::{DataType, TensorData};
+use osprey_protocol::rest::decode_request;
+use osprey_protocol::tensor::element_count;
+use osprey_protocol::{DataType, Tensor, TensorData};
 use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::Channel;
 
@@ -21,21 +25,21 @@ pub struct InputMeta {
     pub shape: Vec<i64>,
 }
 
-/// A prepared request and the client that sends it.
+/// Prepared requests (sent round-robin) and the client that sends them.
 #[derive(Clone)]
-#[allow(clippy::large_enum_variant)] // one per run, cloned per worker, never in a collection
 pub enum Target {
     Rest {
         client: reqwest::Client,
         url: String,
-        body: Bytes,
-        header_length: Option<usize>,
+        /// Bodies with their `Inference-Header-Content-Length` (binary tensors).
+        bodies: Arc<Vec<(Bytes, Option<usize>)>>,
+        next: Arc<AtomicUsize>,
     },
     Grpc {
         /// Several HTTP/2 connections: one connection serialises its streams' frames.
         clients: Vec<GrpcInferenceServiceClient<Channel>>,
-        next: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-        request: ModelInferRequest,
+        requests: Arc<Vec<ModelInferRequest>>,
+        next: Arc<AtomicUsize>,
     },
 }
 
@@ -159,8 +163,90 @@ pub fn make_data(datatype: DataType, count: usize, kind: InputData) -> anyhow::R
     Ok(TensorData::from_json(datatype, scalars, "input")?)
 }
 
+/// The input tensors to send: the requests of `--input-file` (a v2 JSON request or an array of
+/// them), or one request generated from the metadata.
+fn input_sets(args: &LoadtestArgs, metadata: &[InputMeta]) -> anyhow::Result<Vec<Vec<Tensor>>> {
+    if let Some(path) = &args.input_file {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let requests = match value {
+            serde_json::Value::Array(items) => items,
+            one => vec![one],
+        };
+        return requests
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                decode_request(Bytes::from(r.to_string()), None)
+                    .map(|req| req.inputs)
+                    .map_err(|e| anyhow!("{} request {i}: {e}", path.display()))
+            })
+            .collect();
+    }
+    let tensors = metadata
+        .iter()
+        .map(|meta| {
+            let shape = resolve_shape(meta, args.batch_size, &args.shape)?;
+            let count = element_count(&shape).ok_or_else(|| anyhow!("bad shape {shape:?}"))?;
+            Ok(Tensor::new(
+                meta.name.clone(),
+                shape,
+                make_data(meta.datatype, count, args.data)?,
+            )?)
+        })
+        .collect::<anyhow::Result<Vec<Tensor>>>()?;
+    Ok(vec![tensors])
+}
+
+/// A REST body for one set of inputs: JSON data, or binary tensors after the JSON header.
+fn rest_body(inputs: &[Tensor], binary: bool) -> (Bytes, Option<usize>) {
+    let mut tail = Vec::new();
+    let tensors: Vec<serde_json::Value> = inputs
+        .iter()
+        .map(|t| {
+            if binary {
+                let before = tail.len();
+                t.data.write_wire(&mut tail);
+                json!({"name": t.name, "shape": t.shape, "datatype": t.datatype().as_str(),
+                       "parameters": {"binary_data_size": tail.len() - before}})
+            } else {
+                json!({"name": t.name, "shape": t.shape, "datatype": t.datatype().as_str(), "data": t.data})
+            }
+        })
+        .collect();
+    let header =
+        json!({"inputs": tensors, "parameters": {"binary_data_output": binary}}).to_string();
+    let header_length = binary.then_some(header.len());
+    let mut body = header.into_bytes();
+    body.extend(tail);
+    (Bytes::from(body), header_length)
+}
+
+fn grpc_request(args: &LoadtestArgs, inputs: &[Tensor]) -> ModelInferRequest {
+    ModelInferRequest {
+        model_name: args.model.clone(),
+        model_version: args.model_version.clone(),
+        inputs: inputs
+            .iter()
+            .map(|t| InferInputTensor {
+                name: t.name.clone(),
+                datatype: t.datatype().as_str().to_string(),
+                shape: t.shape.clone(),
+                ..Default::default()
+            })
+            .collect(),
+        raw_input_contents: inputs
+            .iter()
+            .map(|t| Bytes::from(t.data.to_wire()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
 impl Target {
-    /// Reads the model's metadata and prepares the request once.
+    /// Reads the model's metadata and prepares the requests once.
     pub async fn connect(args: &LoadtestArgs) -> anyhow::Result<Target> {
         let timeout = args.timeout();
         match args.transport {
@@ -170,37 +256,23 @@ impl Target {
                     .pool_max_idle_per_host(usize::MAX)
                     .tcp_nodelay(true)
                     .build()?;
-                let inputs = rest_metadata(&client, args, &args.url)
-                    .await
-                    .context("reading model metadata")?;
-                let mut tensors = Vec::new();
-                let mut tail = Vec::new();
-                for meta in &inputs {
-                    let shape = resolve_shape(meta, args.batch_size, &args.shape)?;
-                    let count = osprey_protocol::tensor::element_count(&shape)
-                        .ok_or_else(|| anyhow!("bad shape {shape:?}"))?;
-                    let data = make_data(meta.datatype, count, args.data)?;
-                    if args.transport == Transport::RestBinary {
-                        let raw = data.to_wire();
-                        tensors.push(json!({"name": meta.name, "shape": shape, "datatype": meta.datatype.as_str(),
-                                            "parameters": {"binary_data_size": raw.len()}}));
-                        tail.extend(raw);
-                    } else {
-                        tensors.push(json!({"name": meta.name, "shape": shape, "datatype": meta.datatype.as_str(), "data": data}));
-                    }
-                }
+                let metadata = if args.input_file.is_some() {
+                    Vec::new()
+                } else {
+                    rest_metadata(&client, args, &args.url)
+                        .await
+                        .context("reading model metadata")?
+                };
                 let binary = args.transport == Transport::RestBinary;
-                let header =
-                    json!({"inputs": tensors, "parameters": {"binary_data_output": binary}})
-                        .to_string();
-                let header_length = binary.then_some(header.len());
-                let mut body = header.into_bytes();
-                body.extend(tail);
+                let bodies = input_sets(args, &metadata)?
+                    .iter()
+                    .map(|set| rest_body(set, binary))
+                    .collect();
                 Ok(Target::Rest {
                     client,
                     url: format!("{}{}/infer", base(&args.url), model_path(args)),
-                    body: Bytes::from(body),
-                    header_length,
+                    bodies: Arc::new(bodies),
+                    next: Default::default(),
                 })
             }
             Transport::Grpc => {
@@ -218,62 +290,61 @@ impl Target {
                             .max_encoding_message_size(256 << 20),
                     );
                 }
-                let mut client = clients[0].clone();
-                let meta = client
-                    .model_metadata(ModelMetadataRequest {
-                        name: args.model.clone(),
-                        version: args.model_version.clone(),
-                    })
-                    .await
-                    .context("reading model metadata")?
-                    .into_inner();
-                let mut request = ModelInferRequest {
-                    model_name: args.model.clone(),
-                    model_version: args.model_version.clone(),
-                    ..Default::default()
+                let metadata = if args.input_file.is_some() {
+                    Vec::new()
+                } else {
+                    let meta = clients[0]
+                        .model_metadata(ModelMetadataRequest {
+                            name: args.model.clone(),
+                            version: args.model_version.clone(),
+                        })
+                        .await
+                        .context("reading model metadata")?
+                        .into_inner();
+                    meta.inputs
+                        .into_iter()
+                        .map(|t| {
+                            Ok(InputMeta {
+                                name: t.name,
+                                datatype: t.datatype.parse()?,
+                                shape: t.shape,
+                            })
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()?
                 };
-                for t in meta.inputs {
-                    let meta = InputMeta {
-                        name: t.name,
-                        datatype: t.datatype.parse()?,
-                        shape: t.shape,
-                    };
-                    let shape = resolve_shape(&meta, args.batch_size, &args.shape)?;
-                    let count = osprey_protocol::tensor::element_count(&shape)
-                        .ok_or_else(|| anyhow!("bad shape {shape:?}"))?;
-                    request.raw_input_contents.push(Bytes::from(
-                        make_data(meta.datatype, count, args.data)?.to_wire(),
-                    ));
-                    request.inputs.push(InferInputTensor {
-                        name: meta.name,
-                        datatype: meta.datatype.as_str().to_string(),
-                        shape,
-                        ..Default::default()
-                    });
-                }
+                let requests = input_sets(args, &metadata)?
+                    .iter()
+                    .map(|set| grpc_request(args, set))
+                    .collect();
                 Ok(Target::Grpc {
                     clients,
+                    requests: Arc::new(requests),
                     next: Default::default(),
-                    request,
                 })
             }
         }
     }
 
-    /// Sends the request once; `Err` carries the error's kind (`http_503`, `grpc_unavailable`,
-    /// `timeout`, `connect`, `transport`).
+    /// Sends the next prepared request once; `Err` carries the error's kind (`http_503`,
+    /// `grpc_unavailable`, `timeout`, `connect`, `transport`).
     pub async fn send(&self, timeout: Duration) -> Result<(), String> {
         match self {
             Target::Rest {
                 client,
                 url,
-                body,
-                header_length,
+                bodies,
+                next,
             } => {
+                let (body, header_length) =
+                    &bodies[next.fetch_add(1, Ordering::Relaxed) % bodies.len()];
                 let mut req = client.post(url).body(body.clone());
-                if let Some(len) = header_length {
-                    req = req.header("Inference-Header-Content-Length", *len);
-                }
+                req = match header_length {
+                    Some(len) => req
+                        .header("Inference-Header-Content-Length", *len)
+                        .header("Content-Type", "application/octet-stream"),
+                    // Some servers (KServe) refuse JSON without its content type.
+                    None => req.header("Content-Type", "application/json"),
+                };
                 let resp = req.send().await.map_err(|e| reqwest_kind(&e))?;
                 let status = resp.status().as_u16();
                 // Read the whole answer, as a client must.
@@ -286,12 +357,12 @@ impl Target {
             }
             Target::Grpc {
                 clients,
+                requests,
                 next,
-                request,
             } => {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % clients.len();
-                let mut client = clients[i].clone();
-                let mut req = tonic::Request::new(request.clone());
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let mut client = clients[n % clients.len()].clone();
+                let mut req = tonic::Request::new(requests[n % requests.len()].clone());
                 req.set_timeout(timeout);
                 match client.model_infer(req).await {
                     Ok(_) => Ok(()),

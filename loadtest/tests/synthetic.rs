@@ -169,8 +169,8 @@ async fn refused_connections_are_connect_errors() {
     let target = osprey_loadtest::target::Target::connect(&a).await.unwrap();
     let osprey_loadtest::target::Target::Rest {
         client,
-        body,
-        header_length,
+        bodies,
+        next,
         ..
     } = target
     else {
@@ -179,13 +179,45 @@ async fn refused_connections_are_connect_errors() {
     let broken = osprey_loadtest::target::Target::Rest {
         client,
         url: format!("http://{dead}/v2/models/good/infer"),
-        body,
-        header_length,
+        bodies,
+        next,
     };
     a.duration = 5.0;
     let step = osprey_loadtest::args::Step::Closed { concurrency: 1 };
     let r = osprey_loadtest::driver::run_step(&broken, &step, &a).await;
     assert_eq!(r.errors.get("connect"), Some(&5), "{:?}", r.errors);
+}
+
+#[tokio::test]
+async fn requests_from_a_file_are_sent_round_robin() {
+    let (url, served) = synthetic().await;
+    let dir = std::env::temp_dir().join(format!("osprey-lt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("requests.json");
+    let one = json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]});
+    let two = json!({"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32", "data": [[1, 2, 3, 4], [5, 6, 7, 8]]}]});
+    std::fs::write(&file, json!([one, two]).to_string()).unwrap();
+    let path = file.to_str().unwrap().to_string();
+    let r = osprey_loadtest::run(args(&[
+        "--url",
+        &url,
+        "-m",
+        "good",
+        "--input-file",
+        &path,
+        "--requests",
+        "10",
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(r[0].ok, 10);
+    assert!(served.load(Ordering::Relaxed) >= 10);
+    std::fs::write(&file, "[{\"inputs\": 5}]").unwrap();
+    let err = osprey_loadtest::run(args(&["--url", &url, "-m", "good", "--input-file", &path]))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("request 0"), "{err:#}");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test]
