@@ -185,6 +185,11 @@ fn input_sets(args: &LoadtestArgs, metadata: &[InputMeta]) -> anyhow::Result<Vec
             })
             .collect();
     }
+    if metadata.is_empty() {
+        return Err(anyhow!(
+            "the model's metadata lists no inputs, so no request can be built from it; give --input-file"
+        ));
+    }
     let tensors = metadata
         .iter()
         .map(|meta| {
