@@ -85,15 +85,7 @@ async fn concurrent_requests_run_as_one_batch() {
         m["inference_stats"]["compute_infer"]["count"], 8,
         "counted per request, as Triton does"
     );
-    let text = s
-        .client
-        .get(format!("http://{}/metrics", s.metrics))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics_text().await;
     assert!(
         text.contains("osprey_inference_exec_count_total{model=\"batched\",version=\"1\"} 1"),
         "{text}"
@@ -156,15 +148,7 @@ async fn full_queue_answers_503_at_once() {
     };
     // Wait until the first request is queued (bounded polling of the pending gauge).
     for _ in 0..200 {
-        let text = s
-            .client
-            .get(format!("http://{}/metrics", s.metrics))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = s.metrics_text().await;
         if text.contains(
             "osprey_inference_pending_request_count{model=\"small_queue\",version=\"1\"} 1",
         ) {

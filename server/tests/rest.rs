@@ -240,15 +240,7 @@ async fn statistics_and_metrics_follow_inference() {
     assert_eq!(all["model_stats"].as_array().unwrap().len(), MODELS.len());
     assert_eq!(s.get("/v2/models/nope/stats").await.0, 404);
 
-    let text = s
-        .client
-        .get(format!("http://{}/metrics", s.metrics))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics_text().await;
     assert!(
         text.contains(
             "osprey_inference_request_success_total{model=\"mlp\",version=\"1\",protocol=\"http\"}"

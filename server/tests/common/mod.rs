@@ -99,6 +99,17 @@ impl TestServer {
         (status, headers, r.bytes().await.expect("body").to_vec())
     }
 
+    /// The Prometheus text from the metrics port.
+    pub async fn metrics_text(&self) -> String {
+        let r = self
+            .client
+            .get(format!("http://{}/metrics", self.metrics))
+            .send()
+            .await
+            .expect("GET /metrics");
+        r.text().await.expect("metrics body")
+    }
+
     pub async fn grpc_client(&self) -> GrpcInferenceServiceClient<Channel> {
         GrpcInferenceServiceClient::connect(format!("http://{}", self.grpc))
             .await
