@@ -3,6 +3,7 @@
 //! by slowing the generator down — no coordinated omission).
 
 use crate::args::{LoadtestArgs, Step};
+use crate::inputs::Xorshift;
 use crate::record::{Recorder, StepResult};
 use crate::target::Target;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -158,7 +159,7 @@ async fn closed(
 struct Gaps {
     mean: f64,
     poisson: bool,
-    state: u64,
+    rng: Xorshift,
 }
 
 impl Gaps {
@@ -166,10 +167,7 @@ impl Gaps {
         if !self.poisson {
             return Duration::from_secs_f64(self.mean);
         }
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
-        let u = ((self.state >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        let u = self.rng.next_unit();
         Duration::from_secs_f64(-u.ln() * self.mean)
     }
 }
@@ -188,7 +186,7 @@ async fn open(
     let mut gaps = Gaps {
         mean: 1.0 / rate.max(1e-9),
         poisson: args.poisson,
-        state: 0x9e37_79b9_7f4a_7c15,
+        rng: Xorshift::new(0x9e37_79b9_7f4a_7c15),
     };
     let in_flight = Arc::new(AtomicU64::new(0));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Duration, Result<(), String>)>();

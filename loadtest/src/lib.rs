@@ -1,14 +1,15 @@
 //! `osprey loadtest`: a load generator for any KServe v2 server (Osprey, Triton, KServe,
 //! MLServer).
 //!
-//! [`args`] is the command line; [`target`] builds one request for the chosen transport from the
-//! model's metadata and sends it; [`driver`] runs closed-loop (fixed concurrency) and open-loop
+//! [`args`] is the command line; [`inputs`] makes the tensors to send; [`target`] turns them into
+//! requests for the chosen transport and sends them; [`driver`] runs closed-loop (fixed concurrency) and open-loop
 //! (fixed or Poisson rate, latency measured from the intended send time) steps; [`record`] holds
 //! what a step measured; [`server_stats`] reads the target's statistics extension around a step;
 //! [`output`] writes JSON and CSV; [`report`] the HTML report (`osprey report` combines runs).
 
 pub mod args;
 pub mod driver;
+pub mod inputs;
 pub mod output;
 pub mod record;
 pub mod report;

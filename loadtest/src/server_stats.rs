@@ -28,11 +28,7 @@ pub async fn fetch(args: &LoadtestArgs) -> Option<Totals> {
         (None, Transport::Grpc) => return None,
         (None, _) => args.url.clone(),
     };
-    let base = if url.starts_with("http") {
-        url
-    } else {
-        format!("http://{url}")
-    };
+    let base = crate::target::base(&url);
     let v: serde_json::Value = reqwest::get(format!("{base}/v2/models/{}/stats", args.model))
         .await
         .ok()?

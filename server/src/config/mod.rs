@@ -20,8 +20,6 @@ pub enum ConfigError {
     Parse(String),
     #[error("config.pbtxt: {0}")]
     Invalid(String),
-    #[error("{0}")]
-    Model(String),
 }
 
 static POOL: LazyLock<Option<DescriptorPool>> =

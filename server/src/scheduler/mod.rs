@@ -155,11 +155,6 @@ impl Scheduler {
         Scheduler { shared, policy }
     }
 
-    /// The policy in force.
-    pub fn policy(&self) -> &BatchPolicy {
-        &self.policy
-    }
-
     /// The model version's metric handles.
     pub fn metrics(&self) -> &ModelMetrics {
         &self.shared.metrics
