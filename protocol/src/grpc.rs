@@ -109,26 +109,46 @@ fn data_from_contents(
     })
 }
 
-/// Decodes a `ModelInferRequest` (typed `contents` or `raw_input_contents`) into a request.
-pub fn request_from_grpc(req: ModelInferRequest) -> Result<InferRequest, ProtocolError> {
-    let use_raw = !req.raw_input_contents.is_empty();
-    if use_raw && req.raw_input_contents.len() != req.inputs.len() {
+/// Checks that `raw` (raw_input_contents / raw_output_contents) is empty or has one entry per
+/// tensor, and returns its entries in order.
+pub(crate) fn raw_entries(
+    raw: Vec<bytes::Bytes>,
+    tensors: usize,
+) -> Result<std::vec::IntoIter<bytes::Bytes>, ProtocolError> {
+    if !raw.is_empty() && raw.len() != tensors {
         return Err(ProtocolError::RawCount {
-            raw: req.raw_input_contents.len(),
-            inputs: req.inputs.len(),
+            raw: raw.len(),
+            inputs: tensors,
         });
     }
-    let mut raw = req.raw_input_contents.into_iter();
-    let mut inputs = Vec::with_capacity(req.inputs.len());
-    for input in req.inputs {
-        let datatype = DataType::parse_for(&input.name, &input.datatype)?;
-        let data = match (raw.next(), input.contents) {
-            (Some(bytes), _) => TensorData::from_wire(datatype, &bytes, &input.name)?,
-            (None, Some(contents)) => data_from_contents(datatype, contents, &input.name)?,
-            (None, None) => return Err(ProtocolError::MissingData(input.name)),
-        };
-        inputs.push(Tensor::new(input.name, input.shape, data)?);
-    }
+    Ok(raw.into_iter())
+}
+
+/// Builds one typed tensor from its raw bytes when there are some, else its typed `contents`.
+pub(crate) fn tensor_from_grpc(
+    name: String,
+    datatype: &str,
+    shape: Vec<i64>,
+    raw: Option<bytes::Bytes>,
+    contents: Option<InferTensorContents>,
+) -> Result<Tensor, ProtocolError> {
+    let datatype = DataType::parse_for(&name, datatype)?;
+    let data = match (raw, contents) {
+        (Some(bytes), _) => TensorData::from_wire(datatype, &bytes, &name)?,
+        (None, Some(contents)) => data_from_contents(datatype, contents, &name)?,
+        (None, None) => return Err(ProtocolError::MissingData(name)),
+    };
+    Tensor::new(name, shape, data)
+}
+
+/// Decodes a `ModelInferRequest` (typed `contents` or `raw_input_contents`) into a request.
+pub fn request_from_grpc(req: ModelInferRequest) -> Result<InferRequest, ProtocolError> {
+    let mut raw = raw_entries(req.raw_input_contents, req.inputs.len())?;
+    let inputs = req
+        .inputs
+        .into_iter()
+        .map(|i| tensor_from_grpc(i.name, &i.datatype, i.shape, raw.next(), i.contents))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(InferRequest {
         id: (!req.id.is_empty()).then_some(req.id),
         parameters: params_from_grpc(req.parameters),

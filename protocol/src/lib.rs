@@ -6,12 +6,14 @@
 //! the tensor or field at fault.
 
 pub mod batch;
+pub mod client;
 pub mod codec;
 pub mod datatype;
 pub mod element;
 pub mod error;
 pub mod grpc;
 pub mod json;
+pub mod pad;
 pub mod parameters;
 pub mod request;
 pub mod rest;

@@ -11,6 +11,7 @@ use crate::request::{InferRequest, InferResponse, RequestedOutput};
 use crate::signature::TensorSpec;
 use crate::tensor::{element_count, Tensor, TensorData};
 use bytes::Bytes;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// The HTTP header that carries the JSON part's length in a binary body.
@@ -22,13 +23,14 @@ struct RestRequest {
     id: Option<String>,
     #[serde(default)]
     parameters: Parameters,
-    inputs: Vec<RestInput>,
+    inputs: Vec<RestTensorIn>,
     #[serde(default)]
     outputs: Vec<RestRequestedOutput>,
 }
 
+/// One tensor of a REST body as parsed: a request's input or a response's output.
 #[derive(Deserialize)]
-struct RestInput {
+pub(crate) struct RestTensorIn {
     name: String,
     shape: Vec<i64>,
     datatype: String,
@@ -45,12 +47,12 @@ struct RestRequestedOutput {
     parameters: Parameters,
 }
 
-/// Decodes a REST inference body. `header_length` is the `Inference-Header-Content-Length` value
-/// when the client sent one (binary tensors follow the JSON).
-pub fn decode_request(
+/// Parses the JSON part of a body (the first `header_length` bytes, else all of it) and returns
+/// it with the binary tensor bytes that follow.
+pub(crate) fn parse_body<T: DeserializeOwned>(
     body: Bytes,
     header_length: Option<usize>,
-) -> Result<InferRequest, ProtocolError> {
+) -> Result<(T, Bytes), ProtocolError> {
     let json_len = header_length.unwrap_or(body.len());
     if json_len > body.len() {
         return Err(ProtocolError::HeaderLength {
@@ -58,43 +60,61 @@ pub fn decode_request(
             body: body.len(),
         });
     }
-    let req: RestRequest = serde_json::from_slice(&body[..json_len])
+    let parsed = serde_json::from_slice(&body[..json_len])
         .map_err(|e| ProtocolError::MalformedBody(e.to_string()))?;
-    let mut binary = body.slice(json_len..);
-    let mut inputs = Vec::with_capacity(req.inputs.len());
-    for input in req.inputs {
-        let datatype = DataType::parse_for(&input.name, &input.datatype)?;
-        let data = match (input.parameters.get("binary_data_size"), input.data) {
-            (Some(_), Some(_)) => return Err(ProtocolError::DataTwice(input.name)),
+    Ok((parsed, body.slice(json_len..)))
+}
+
+/// Builds typed tensors in order, each from its JSON `data` or from the next `binary_data_size`
+/// bytes of `binary`; bytes no tensor claims are an error.
+pub(crate) fn decode_tensors(
+    tensors: Vec<RestTensorIn>,
+    mut binary: Bytes,
+) -> Result<Vec<Tensor>, ProtocolError> {
+    let mut out = Vec::with_capacity(tensors.len());
+    for t in tensors {
+        let datatype = DataType::parse_for(&t.name, &t.datatype)?;
+        let data = match (t.parameters.get("binary_data_size"), t.data) {
+            (Some(_), Some(_)) => return Err(ProtocolError::DataTwice(t.name)),
             (Some(size), None) => {
                 let size = size
                     .as_u64()
                     .and_then(|s| usize::try_from(s).ok())
                     .ok_or_else(|| ProtocolError::BadBinarySize {
-                        tensor: input.name.clone(),
+                        tensor: t.name.clone(),
                     })?;
                 if size > binary.len() {
                     return Err(ProtocolError::BinaryTruncated {
-                        tensor: input.name,
+                        tensor: t.name,
                         size,
                         left: binary.len(),
                     });
                 }
                 let raw = binary.split_to(size);
-                TensorData::from_wire(datatype, &raw, &input.name)?
+                TensorData::from_wire(datatype, &raw, &t.name)?
             }
-            (None, Some(json)) => TensorData::from_json(datatype, json.0, &input.name)?,
-            (None, None) => return Err(ProtocolError::MissingData(input.name)),
+            (None, Some(json)) => TensorData::from_json(datatype, json.0, &t.name)?,
+            (None, None) => return Err(ProtocolError::MissingData(t.name)),
         };
-        inputs.push(Tensor::new(input.name, input.shape, data)?);
+        out.push(Tensor::new(t.name, t.shape, data)?);
     }
     if !binary.is_empty() {
         return Err(ProtocolError::BinaryTrailing(binary.len()));
     }
+    Ok(out)
+}
+
+/// Decodes a REST inference body. `header_length` is the `Inference-Header-Content-Length` value
+/// when the client sent one (binary tensors follow the JSON).
+pub fn decode_request(
+    body: Bytes,
+    header_length: Option<usize>,
+) -> Result<InferRequest, ProtocolError> {
+    let (req, binary): (RestRequest, Bytes) = parse_body(body, header_length)?;
     Ok(InferRequest {
         id: req.id,
         parameters: req.parameters,
-        inputs,
+        inputs: decode_tensors(req.inputs, binary)?,
         outputs: req
             .outputs
             .into_iter()
@@ -146,11 +166,12 @@ struct RestResponse<'a> {
     id: Option<&'a str>,
     #[serde(skip_serializing_if = "Parameters::is_empty")]
     parameters: &'a Parameters,
-    outputs: Vec<RestOutput<'a>>,
+    outputs: Vec<RestTensorOut<'a>>,
 }
 
+/// One tensor of a REST body as written: a response's output or a request's input.
 #[derive(Serialize)]
-struct RestOutput<'a> {
+pub(crate) struct RestTensorOut<'a> {
     name: &'a str,
     datatype: &'static str,
     shape: &'a [i64],
@@ -163,6 +184,55 @@ struct RestOutput<'a> {
 #[derive(Serialize)]
 struct BinarySize {
     binary_data_size: usize,
+}
+
+/// Describes tensors for a JSON header: JSON `data`, or for those `binary(name)` picks, a
+/// `binary_data_size` with the wire bytes appended to `tail`.
+pub(crate) fn encode_tensors<'a>(
+    tensors: &'a [Tensor],
+    binary: impl Fn(&str) -> bool,
+    tail: &mut Vec<u8>,
+) -> Vec<RestTensorOut<'a>> {
+    tensors
+        .iter()
+        .map(|t| {
+            let (parameters, data) = if binary(&t.name) {
+                let before = tail.len();
+                t.data.write_wire(tail);
+                (
+                    Some(BinarySize {
+                        binary_data_size: tail.len() - before,
+                    }),
+                    None,
+                )
+            } else {
+                (None, Some(&t.data))
+            };
+            RestTensorOut {
+                name: &t.name,
+                datatype: t.datatype().as_str(),
+                shape: &t.shape,
+                parameters,
+                data,
+            }
+        })
+        .collect()
+}
+
+/// A REST body: the JSON header followed by `tail`, with the header's length when there is a
+/// tail (the `Inference-Header-Content-Length` value).
+pub(crate) fn finish_body(
+    header: &impl Serialize,
+    tail: &[u8],
+) -> Result<(Vec<u8>, Option<usize>), ProtocolError> {
+    let mut body =
+        serde_json::to_vec(header).map_err(|e| ProtocolError::MalformedBody(e.to_string()))?;
+    if tail.is_empty() {
+        return Ok((body, None));
+    }
+    let header_length = body.len();
+    body.extend_from_slice(tail);
+    Ok((body, Some(header_length)))
 }
 
 /// An encoded REST response: the body and, when binary tensors follow the JSON, its length for
@@ -195,31 +265,7 @@ pub fn encode_response(
     binary: impl Fn(&str) -> bool,
 ) -> Result<EncodedResponse, ProtocolError> {
     let mut tail = Vec::new();
-    let outputs = resp
-        .outputs
-        .iter()
-        .map(|t| {
-            let (parameters, data) = if binary(&t.name) {
-                let before = tail.len();
-                t.data.write_wire(&mut tail);
-                (
-                    Some(BinarySize {
-                        binary_data_size: tail.len() - before,
-                    }),
-                    None,
-                )
-            } else {
-                (None, Some(&t.data))
-            };
-            RestOutput {
-                name: &t.name,
-                datatype: t.datatype().as_str(),
-                shape: &t.shape,
-                parameters,
-                data,
-            }
-        })
-        .collect();
+    let outputs = encode_tensors(&resp.outputs, binary, &mut tail);
     let json = RestResponse {
         model_name: &resp.model_name,
         model_version: &resp.model_version,
@@ -227,16 +273,7 @@ pub fn encode_response(
         parameters: &resp.parameters,
         outputs,
     };
-    let mut body =
-        serde_json::to_vec(&json).map_err(|e| ProtocolError::MalformedBody(e.to_string()))?;
-    if tail.is_empty() {
-        return Ok(EncodedResponse {
-            body,
-            header_length: None,
-        });
-    }
-    let header_length = Some(body.len());
-    body.extend_from_slice(&tail);
+    let (body, header_length) = finish_body(&json, &tail)?;
     Ok(EncodedResponse {
         body,
         header_length,

@@ -16,6 +16,8 @@ pub enum RuntimeError {
         name: String,
         ty: String,
     },
+    #[error("device {device} is unavailable: {message}")]
+    DeviceUnavailable { device: String, message: String },
     #[error("input '{name}': {reason}")]
     BadInput { name: String, reason: String },
     #[error("inference failed: {0}")]

@@ -3,8 +3,12 @@
 //! [`Runtime`] is the contract the server drives from one OS thread per model instance. The
 //! ONNX Runtime implementation lives in [`onnx`]: [`onnx::OnnxEnvironment`] loads the shared
 //! library once (see [`onnx::library`] for where it is looked for), then
-//! [`onnx::OnnxEnvironment::load`] makes one session per instance.
+//! [`onnx::OnnxEnvironment::load`] makes one session per instance. The [`candle`] module runs
+//! BERT-family sentence encoders in pure Rust with Hugging Face's candle:
+//! [`candle::BertEncoder::load`] reads a sentence-transformers directory onto a
+//! [`candle::Accelerator`] (the CPU, or a CUDA GPU with the `cuda` feature).
 
+pub mod candle;
 pub mod error;
 pub mod onnx;
 

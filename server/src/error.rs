@@ -32,6 +32,12 @@ pub enum ServerError {
     LoadFailed { model: String, reason: String },
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("remote predictor at {url} unavailable after {attempts} attempts: {reason}")]
+    PredictorUnavailable {
+        url: String,
+        attempts: u32,
+        reason: String,
+    },
 }
 
 /// The coarse class of an error: one classifier for HTTP, gRPC and metric labels.
@@ -68,9 +74,9 @@ impl ServerError {
             ServerError::ModelNotFound(_)
             | ServerError::VersionNotFound { .. }
             | ServerError::NoEndpoint(_) => ErrorKind::NotFound,
-            ServerError::ModelNotReady { .. } | ServerError::Overloaded { .. } => {
-                ErrorKind::Unavailable
-            }
+            ServerError::ModelNotReady { .. }
+            | ServerError::Overloaded { .. }
+            | ServerError::PredictorUnavailable { .. } => ErrorKind::Unavailable,
             ServerError::BodyTooLarge { .. } => ErrorKind::TooLarge,
             ServerError::Runtime(_) | ServerError::Internal(_) => ErrorKind::Internal,
         }

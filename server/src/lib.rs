@@ -5,9 +5,11 @@
 //! ends), [`infer`] (the path every inference takes), and [`model`] (registry, loading,
 //! instances, statistics). [`config`] reads Triton's `config.pbtxt`.
 
+pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod explain;
 pub mod grpc;
 pub mod http;
 pub mod infer;
@@ -15,6 +17,7 @@ pub mod metrics;
 pub mod model;
 pub mod scheduler;
 pub mod server;
+pub mod stages;
 pub mod state;
 pub mod views;
 

@@ -7,9 +7,6 @@ use osprey_protocol::grpc::inference::{
 };
 use osprey_protocol::{DataType, ModelSignature, TensorSpec};
 
-const PLATFORM: &str = "onnxruntime_onnx";
-const BACKEND: &str = "onnxruntime";
-
 /// The configuration of a model that has no `config.pbtxt`.
 pub fn default_config(name: &str) -> ModelConfig {
     ModelConfig {
@@ -96,19 +93,13 @@ fn config_dims(spec: &TensorSpec, batching: bool) -> Vec<i64> {
 /// instance groups) from the model, and checks what it states.
 pub fn complete(
     config: &mut ModelConfig,
+    (platform, backend): (&str, &str),
     inputs: &[TensorSpec],
     outputs: &[TensorSpec],
     default_max_batch_size: i32,
 ) -> Result<(), ConfigError> {
-    let foreign = |v: &str, ok: &str| !v.is_empty() && v != ok;
-    if foreign(&config.platform, PLATFORM) || foreign(&config.backend, BACKEND) {
-        return Err(ConfigError::Invalid(format!(
-            "platform '{}' / backend '{}' is not served; Osprey serves ONNX models (platform \"{PLATFORM}\", backend \"{BACKEND}\")",
-            config.platform, config.backend
-        )));
-    }
-    config.platform = PLATFORM.into();
-    config.backend = BACKEND.into();
+    config.platform = platform.into();
+    config.backend = backend.into();
     if config.max_batch_size < 0 {
         return Err(ConfigError::Invalid(format!(
             "max_batch_size {} is negative",
@@ -172,6 +163,40 @@ pub fn complete(
     Ok(())
 }
 
+/// Completes the configuration of a remote predictor, which has no model to read: `input` and
+/// `output` must describe what the remote model takes and gives.
+pub fn complete_remote(
+    config: &mut ModelConfig,
+    (platform, backend): (&str, &str),
+) -> Result<(), ConfigError> {
+    if config.input.is_empty() || config.output.is_empty() {
+        return Err(ConfigError::Invalid(
+            "a remote predictor (stages.remote) needs `input` and `output` in config.pbtxt".into(),
+        ));
+    }
+    for (kind, name, dt) in config
+        .input
+        .iter()
+        .map(|i| ("input", &i.name, i.data_type))
+        .chain(config.output.iter().map(|o| ("output", &o.name, o.data_type)))
+    {
+        if our_type(dt).is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "{kind} '{name}': data_type is not set"
+            )));
+        }
+    }
+    if config.max_batch_size < 0 {
+        return Err(ConfigError::Invalid(format!(
+            "max_batch_size {} is negative",
+            config.max_batch_size
+        )));
+    }
+    config.platform = platform.into();
+    config.backend = backend.into();
+    Ok(())
+}
+
 /// The request signature a completed configuration describes.
 pub fn signature(config: &ModelConfig) -> ModelSignature {
     let batch: &[i64] = if config.max_batch_size > 0 {
@@ -211,6 +236,8 @@ mod tests {
     use super::*;
     use crate::config::parse_pbtxt;
 
+    const ONNX: (&str, &str) = ("onnxruntime_onnx", "onnxruntime");
+
     fn spec(name: &str, dt: DataType, shape: &[i64]) -> TensorSpec {
         TensorSpec {
             name: name.into(),
@@ -225,7 +252,7 @@ mod tests {
         let mut c = default_config("mlp");
         let ins = [spec("input", DataType::Fp32, &[-1, 64])];
         let outs = [spec("output", DataType::Fp32, &[-1, 10])];
-        complete(&mut c, &ins, &outs, 4).expect("completes");
+        complete(&mut c, ONNX, &ins, &outs, 4).expect("completes");
         assert_eq!(c.max_batch_size, 4);
         assert_eq!(c.input[0].dims, vec![64]);
         assert_eq!(c.input[0].data_type, inference::DataType::TypeFp32 as i32);
@@ -238,7 +265,7 @@ mod tests {
     fn non_batching_model_keeps_full_shapes() {
         let mut c = default_config("iris");
         let ins = [spec("x", DataType::Fp32, &[3, 4])];
-        complete(&mut c, &ins, &[spec("y", DataType::Int64, &[3])], 4).expect("completes");
+        complete(&mut c, ONNX, &ins, &[spec("y", DataType::Int64, &[3])], 4).expect("completes");
         assert_eq!(c.max_batch_size, 0);
         assert_eq!(c.input[0].dims, vec![3, 4]);
     }
@@ -251,13 +278,13 @@ mod tests {
             "max_batch_size: 8 input [{ name: \"input\" data_type: TYPE_INT32 dims: [64] }]",
         )
         .expect("p");
-        let e = complete(&mut c, &ins, &outs, 4).unwrap_err();
+        let e = complete(&mut c, ONNX, &ins, &outs, 4).unwrap_err();
         assert!(e.to_string().contains("TYPE_INT32"), "{e}");
         let mut c = parse_pbtxt(
             "max_batch_size: 8 input [{ name: \"input\" data_type: TYPE_FP32 dims: [63] }]",
         )
         .expect("p");
-        assert!(complete(&mut c, &ins, &outs, 4)
+        assert!(complete(&mut c, ONNX, &ins, &outs, 4)
             .unwrap_err()
             .to_string()
             .contains("dims [63]"));
@@ -265,11 +292,9 @@ mod tests {
             "max_batch_size: 8 input [{ name: \"nope\" data_type: TYPE_FP32 dims: [64] }]",
         )
         .expect("p");
-        assert!(complete(&mut c, &ins, &outs, 4)
+        assert!(complete(&mut c, ONNX, &ins, &outs, 4)
             .unwrap_err()
             .to_string()
             .contains("'nope'"));
-        let mut c = parse_pbtxt("backend: \"pytorch\"").expect("p");
-        assert!(complete(&mut c, &ins, &outs, 4).is_err());
     }
 }

@@ -5,7 +5,7 @@ mod complete;
 mod pbtxt;
 mod version;
 
-pub use complete::{complete, default_config, signature};
+pub use complete::{complete, complete_remote, default_config, signature};
 pub use osprey_protocol::grpc::inference::ModelConfig;
 pub use version::{select_versions, versions_on_disk};
 

@@ -1,6 +1,7 @@
 //! The REST front end (KServe v2 with Triton's extensions) on axum.
 
 mod error;
+mod explain;
 mod health;
 pub use health::EXTENSIONS;
 mod infer;
@@ -57,6 +58,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v2/models/{model}/versions/{version}/infer",
             post(infer::infer),
         )
+        .route("/v2/models/{model}/explain", post(explain::explain_v2))
+        .route(
+            "/v2/models/{model}/versions/{version}/explain",
+            post(explain::explain_v2),
+        )
+        .route("/v1/models/{spec}", post(explain::v1))
         .route("/v2/repository/index", post(repository::index))
         .route("/v2/repository/models/{model}/load", post(repository::load))
         .route(

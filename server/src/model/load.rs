@@ -4,8 +4,15 @@ use super::stats::Stats;
 use super::LoadedModel;
 use crate::config::{self, ModelConfig};
 use crate::scheduler::{BatchPolicy, Scheduler};
+use super::backend::Backend;
+use crate::metrics::ModelMetrics;
+use crate::stages::labels::read_labels;
+use crate::stages::{Predictor, RemoteClient, Stages};
+use osprey_protocol::grpc::inference::model_instance_group::Kind;
+use osprey_runtimes::candle::{Accelerator, BertEncoder};
 use osprey_runtimes::onnx::OnnxEnvironment;
 use osprey_runtimes::{LoadOptions, Runtime};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -40,7 +47,10 @@ pub fn plan(model_dir: &Path, name: &str) -> Result<(ModelConfig, Vec<u64>), Str
             cfg.name
         ));
     }
-    let file = model_file(&cfg);
+    let Some(file) = Backend::of(&cfg)?.model_file(&cfg) else {
+        // A remote predictor has no files: one version, 1.
+        return Ok((cfg, vec![1]));
+    };
     let available = config::versions_on_disk(model_dir, &file);
     if available.is_empty() {
         return Err(format!(
@@ -57,14 +67,6 @@ pub fn plan(model_dir: &Path, name: &str) -> Result<(ModelConfig, Vec<u64>), Str
     Ok((cfg, versions))
 }
 
-fn model_file(cfg: &ModelConfig) -> String {
-    if cfg.default_model_filename.is_empty() {
-        "model.onnx".to_string()
-    } else {
-        cfg.default_model_filename.clone()
-    }
-}
-
 fn intra_threads(cfg: &ModelConfig, settings: &LoadSettings) -> Result<usize, String> {
     match cfg.parameters.get("intra_op_thread_count") {
         Some(p) => p.string_value.parse().map_err(|_| {
@@ -77,7 +79,62 @@ fn intra_threads(cfg: &ModelConfig, settings: &LoadSettings) -> Result<usize, St
     }
 }
 
-/// Loads one version: every instance, then completes and checks the configuration.
+/// One accelerator per instance, from the instance groups (`KIND_GPU` spreads over `gpus`,
+/// GPU 0 when none are listed).
+fn accelerators(cfg: &ModelConfig) -> Vec<Accelerator> {
+    let mut out = Vec::new();
+    for g in &cfg.instance_group {
+        let gpu = g.kind == Kind::Gpu as i32;
+        for i in 0..g.count.max(1) as usize {
+            out.push(if gpu {
+                let ordinal = match g.gpus.as_slice() {
+                    [] => 0,
+                    gpus => gpus[i % gpus.len()],
+                };
+                Accelerator::Cuda(usize::try_from(ordinal).unwrap_or(0))
+            } else {
+                Accelerator::Cpu
+            });
+        }
+    }
+    if out.is_empty() {
+        out.push(Accelerator::Cpu);
+    }
+    out
+}
+
+fn load_runtimes(
+    backend: Backend,
+    env: &OnnxEnvironment,
+    version_dir: &Path,
+    cfg: &ModelConfig,
+    settings: &LoadSettings,
+) -> Result<Vec<Box<dyn Runtime>>, String> {
+    let mut runtimes: Vec<Box<dyn Runtime>> = Vec::new();
+    match backend {
+        Backend::Onnx => {
+            let path = version_dir.join(backend.model_file(cfg).unwrap_or_default());
+            let opts = LoadOptions {
+                intra_op_threads: intra_threads(cfg, settings)?,
+            };
+            for _ in accelerators(cfg) {
+                runtimes.push(Box::new(env.load(&path, &opts).map_err(|e| e.to_string())?));
+            }
+        }
+        Backend::Candle => {
+            for accel in accelerators(cfg) {
+                runtimes.push(Box::new(
+                    BertEncoder::load(version_dir, &accel).map_err(|e| e.to_string())?,
+                ));
+            }
+        }
+        Backend::Remote => {}
+    }
+    Ok(runtimes)
+}
+
+/// Loads one version: its predictor (every local instance, or the remote client), then
+/// completes and checks the configuration and builds the stages around the predictor.
 pub fn load_version(
     env: &OnnxEnvironment,
     model_dir: &Path,
@@ -87,45 +144,57 @@ pub fn load_version(
     handle: &tokio::runtime::Handle,
 ) -> Result<LoadedModel, String> {
     let mut cfg = base.clone();
-    let path = model_dir.join(version.to_string()).join(model_file(&cfg));
-    let opts = LoadOptions {
-        intra_op_threads: intra_threads(&cfg, settings)?,
-    };
-    let count: i32 = cfg
-        .instance_group
-        .iter()
-        .map(|g| g.count.max(1))
-        .sum::<i32>()
-        .max(1);
-    let mut runtimes: Vec<Box<dyn Runtime>> = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        runtimes.push(Box::new(env.load(&path, &opts).map_err(|e| e.to_string())?));
-    }
-    let first = runtimes.first().ok_or("no instance")?;
-    config::complete(
-        &mut cfg,
-        first.inputs(),
-        first.outputs(),
-        settings.default_max_batch_size,
-    )
-    .map_err(|e| e.to_string())?;
-    let signature = config::signature(&cfg);
+    let backend = Backend::of(&cfg)?;
+    let version_dir = model_dir.join(version.to_string());
     let stats = Arc::new(Stats::default());
-    let policy = BatchPolicy::from_config(&cfg, settings.queue_per_instance * count as usize);
-    let scheduler = Scheduler::start(
-        &cfg.name,
-        &version.to_string(),
-        runtimes,
-        policy,
-        stats.clone(),
-        handle,
-    );
+    let predictor = if let Some(remote) = cfg.stages.as_ref().and_then(|s| s.remote.as_ref()) {
+        let client = RemoteClient::new(remote, &cfg.name)?;
+        config::complete_remote(&mut cfg, backend.names()).map_err(|e| e.to_string())?;
+        Predictor::Remote {
+            client,
+            metrics: ModelMetrics::new(&cfg.name, &version.to_string()),
+        }
+    } else {
+        let runtimes = load_runtimes(backend, env, &version_dir, &cfg, settings)?;
+        let first = runtimes.first().ok_or("no instance")?;
+        config::complete(
+            &mut cfg,
+            backend.names(),
+            first.inputs(),
+            first.outputs(),
+            settings.default_max_batch_size,
+        )
+        .map_err(|e| e.to_string())?;
+        let policy = BatchPolicy::from_config(&cfg, settings.queue_per_instance * runtimes.len());
+        Predictor::Local(Scheduler::start(
+            &cfg.name,
+            &version.to_string(),
+            runtimes,
+            policy,
+            stats.clone(),
+            handle,
+        ))
+    };
+    let predictor_signature = config::signature(&cfg);
+    let dirs = [version_dir.as_path(), model_dir];
+    let stages = Stages::build(&cfg, &dirs, &predictor_signature)?;
+    let signature = stages.client_signature(&predictor_signature);
+    let mut labels = HashMap::new();
+    for o in cfg.output.iter().filter(|o| !o.label_filename.is_empty()) {
+        labels.insert(
+            o.name.clone(),
+            read_labels(&model_dir.join(&o.label_filename))?,
+        );
+    }
     Ok(LoadedModel {
         name: cfg.name.clone(),
         version,
         config: cfg,
         signature,
-        scheduler,
+        predictor_signature,
+        stages,
+        predictor,
+        labels,
         stats,
     })
 }

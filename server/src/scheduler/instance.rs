@@ -5,7 +5,8 @@ use super::queue::{Entry, Next};
 use super::{Delivery, Job, Shared};
 use crate::error::ServerError;
 use crate::model::stats::ExecutionTimes;
-use osprey_protocol::batch::{concat_inputs, split_outputs};
+use osprey_protocol::batch::split_outputs;
+use osprey_protocol::pad::concat_padded;
 use osprey_runtimes::Runtime;
 use std::sync::Arc;
 use std::time::Instant;
@@ -62,7 +63,7 @@ fn run_batch(runtime: &mut dyn Runtime, batch: Vec<Entry<Job>>, shared: &Shared)
         replies.push((e.seq, e.item.reply, queue, e.item.span));
     }
     let _span = replies.first().map(|r| r.3.clone().entered());
-    let result = concat_inputs(inputs)
+    let result = concat_padded(inputs, &shared.pads)
         .map_err(|e| ServerError::Internal(e.to_string()))
         .and_then(|merged| {
             let infer_start = Instant::now();

@@ -55,6 +55,8 @@ pub struct Shared {
     batching: AtomicBool,
     stats: Arc<Stats>,
     metrics: ModelMetrics,
+    /// Inputs padded per batch, with their pad values.
+    pads: Vec<(String, f64)>,
 }
 
 impl Shared {
@@ -133,6 +135,7 @@ impl Scheduler {
             batching: AtomicBool::new(false),
             stats,
             metrics: ModelMetrics::new(model, version),
+            pads: policy.pads.clone(),
         });
         let (work_tx, work_rx) =
             crossbeam_channel::bounded::<instance::Work>(runtimes.len().max(1));
@@ -177,10 +180,14 @@ impl Scheduler {
             let mut k: ShapeKey = inputs
                 .iter()
                 .map(|t| {
-                    (
-                        t.name.clone(),
-                        t.shape.get(1..).unwrap_or_default().to_vec(),
-                    )
+                    let dims = t.shape.get(1..).unwrap_or_default();
+                    // Padded inputs batch with any length: only their rank must agree.
+                    let dims = if self.policy.pads.iter().any(|(n, _)| *n == t.name) {
+                        vec![-1; dims.len()]
+                    } else {
+                        dims.to_vec()
+                    };
+                    (t.name.clone(), dims)
                 })
                 .collect();
             k.sort();

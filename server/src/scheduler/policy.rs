@@ -41,6 +41,9 @@ pub struct BatchPolicy {
     pub levels: Vec<QueuePolicy>,
     /// Index into `levels` for requests without a `priority` parameter.
     pub default_level: usize,
+    /// Inputs padded per batch (`stages.batch_pad`) and their pad values: requests that differ
+    /// only in these inputs' variable dimensions share a batch.
+    pub pads: Vec<(String, f64)>,
 }
 
 fn queue_policy(p: Option<&ModelQueuePolicy>, cap: usize) -> QueuePolicy {
@@ -101,6 +104,12 @@ impl BatchPolicy {
             } else {
                 n_levels - 1
             },
+            pads: config
+                .stages
+                .iter()
+                .flat_map(|s| &s.batch_pad)
+                .map(|p| (p.input.clone(), p.value))
+                .collect(),
         }
     }
 
