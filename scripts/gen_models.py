@@ -192,6 +192,45 @@ parameters { key: "intra_op_thread_count" value: { string_value: "1" } }
     return write_reference("mlp", cases)
 
 
+# --------------------------------------------------------------------------- linear
+
+
+LINEAR_W = [1.0, -2.0, 3.0, 0.5]
+LINEAR_B = 0.25
+
+
+def gen_linear() -> list[str]:
+    """y = x . w + b: the explainer's ground truth (Shapley values are w * (x - baseline))."""
+    w = np.array(LINEAR_W, dtype=np.float32).reshape(4, 1)
+    b = np.array([LINEAR_B], dtype=np.float32)
+    graph = helper.make_graph(
+        nodes=[helper.make_node("Gemm", ["x", "W", "B"], ["y"], name="gemm")],
+        name="linear",
+        inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1])],
+        initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
+    write_model(MODELS / "linear" / "1" / "model.onnx", strip_metadata(model))
+    write_text(
+        MODELS / "linear" / "config.pbtxt",
+        """# y = x . [1, -2, 3, 0.5] + 0.25 (scripts/gen_models.py): the explainer's ground truth.
+name: "linear"
+platform: "onnxruntime_onnx"
+max_batch_size: 64
+input [ { name: "x" data_type: TYPE_FP32 dims: [ 4 ] } ]
+output [ { name: "y" data_type: TYPE_FP32 dims: [ 1 ] } ]
+instance_group [ { count: 1 kind: KIND_CPU } ]
+dynamic_batching { }
+parameters { key: "intra_op_thread_count" value: { string_value: "1" } }
+stages { explainer { method: KERNEL_SHAP target: "0" } }
+""",
+    )
+    in_rng = np.random.default_rng(7)
+    cases = [{"x": in_rng.standard_normal((2, 4)).astype(np.float32)}]
+    return write_reference("linear", cases)
+
+
 # --------------------------------------------------------------------------- identity
 
 
@@ -447,6 +486,7 @@ def main() -> None:
     report = {}
     for name, fn in [
         ("mlp", gen_mlp),
+        ("linear", gen_linear),
         ("identity", gen_identity),
         ("iris", gen_iris),
         ("text_sentiment", gen_text_sentiment),
@@ -464,4 +504,12 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if len(sys.argv) > 1:
+        # Only the named models, e.g. `gen_models.py linear`.
+        os.chdir(ROOT)
+        for name in sys.argv[1:]:
+            print("\n".join(globals()[f"gen_{name}"]()))
+    else:
+        main()

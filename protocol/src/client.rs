@@ -155,8 +155,12 @@ mod tests {
 
     fn tensors() -> Vec<Tensor> {
         vec![
-            Tensor::new("f", vec![2, 2], TensorData::Fp32(vec![0.5, -1.0, 3.25, 0.0]))
-                .expect("tensor"),
+            Tensor::new(
+                "f",
+                vec![2, 2],
+                TensorData::Fp32(vec![0.5, -1.0, 3.25, 0.0]),
+            )
+            .expect("tensor"),
             Tensor::new("i", vec![3], TensorData::Int64(vec![i64::MIN, 0, i64::MAX]))
                 .expect("tensor"),
             Tensor::new(

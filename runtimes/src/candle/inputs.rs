@@ -113,18 +113,19 @@ pub fn prepare(
 ) -> Result<Batch, RuntimeError> {
     let mut slots: [Option<Tensor>; 3] = [None, None, None];
     for t in inputs {
-        let slot =
-            match t.name.as_str() {
-                INPUT_IDS => 0,
-                ATTENTION_MASK => 1,
-                TOKEN_TYPE_IDS => 2,
-                _ => return Err(bad(
+        let slot = match t.name.as_str() {
+            INPUT_IDS => 0,
+            ATTENTION_MASK => 1,
+            TOKEN_TYPE_IDS => 2,
+            _ => {
+                return Err(bad(
                     &t.name,
                     format!(
                         "unknown input; expected {INPUT_IDS}, {ATTENTION_MASK}, {TOKEN_TYPE_IDS}"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         if slots[slot].is_some() {
             return Err(bad(&t.name, "given twice"));
         }

@@ -113,12 +113,12 @@ impl Settings {
         if !model.predictor_signature.outputs.iter().any(|o| o.name == output) {
             return Err(bad("output", &format!("'{output}' is not an output of the model")));
         }
-        let target = match string(params, "target")? {
-            Some(t) => Target::parse(&t)?,
-            None => match params.get("target").and_then(ParamValue::as_u64) {
-                Some(i) => Target::Index(i as usize),
-                None => Target::parse(&cfg.target)?,
-            },
+        let target = match params.get("target") {
+            None => Target::parse(&cfg.target)?,
+            Some(ParamValue::String(t)) => Target::parse(t)?,
+            Some(v) => Target::Index(v.as_u64().ok_or_else(|| {
+                bad("target", "must be \"argmax\", \"cosine\" or an element index")
+            })? as usize),
         };
         let samples = match params.get("samples") {
             None if cfg.samples > 0 => cfg.samples as usize,

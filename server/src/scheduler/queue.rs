@@ -264,6 +264,7 @@ mod tests {
                 allow_timeout_override: false,
             }],
             default_level: 0,
+            pads: vec![],
         }
     }
 

@@ -64,6 +64,7 @@ fn policy(max: usize, delay_us: u64) -> BatchPolicy {
             allow_timeout_override: true,
         }],
         default_level: 0,
+        pads: vec![],
     }
 }
 

@@ -15,8 +15,9 @@ use osprey_protocol::client::{
 use osprey_protocol::grpc::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use osprey_protocol::grpc::inference::{ModelInferRequest, RemotePredictor};
 use osprey_protocol::rest::HEADER_LENGTH;
-use osprey_protocol::{InferRequest, InferResponse, Parameters, ProtocolError, RequestedOutput};
 use osprey_protocol::Tensor;
+use osprey_protocol::{InferRequest, InferResponse, Parameters, ProtocolError, RequestedOutput};
+use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
@@ -31,8 +32,13 @@ const MAX_GRPC_MESSAGE: usize = 1 << 30;
 /// How much of a non-JSON error body is quoted in messages.
 const MAX_QUOTED_BODY: usize = 512;
 
-/// A remote predictor: where it is, which model there, and how hard to try.
-pub struct RemoteClient {
+/// A remote predictor: where it is, which model there, and how hard to try. A handle: cloning
+/// shares the connection.
+#[derive(Clone)]
+pub struct RemoteClient(Arc<Remote>);
+
+/// What a [`RemoteClient`] shares between its clones.
+struct Remote {
     url: String,
     model: String,
     version: String,
@@ -99,7 +105,7 @@ impl RemoteClient {
                 "url '{url}': must start with http:// (REST) or grpc:// (gRPC)"
             ));
         };
-        Ok(RemoteClient {
+        Ok(RemoteClient(Arc::new(Remote {
             url,
             model,
             version: cfg.version.clone(),
@@ -111,17 +117,17 @@ impl RemoteClient {
             },
             backoff: Duration::from_millis(or_default(cfg.retry_backoff_ms, DEFAULT_BACKOFF_MS)),
             transport,
-        })
+        })))
     }
 
     /// The predictor's url and model, for logs.
     pub fn describe(&self) -> String {
-        if self.version.is_empty() {
-            format!("{} model '{}'", self.url, self.model)
+        if self.0.version.is_empty() {
+            format!("{} model '{}'", self.0.url, self.0.model)
         } else {
             format!(
                 "{} model '{}' version '{}'",
-                self.url, self.model, self.version
+                self.0.url, self.0.model, self.0.version
             )
         }
     }
@@ -147,15 +153,15 @@ impl RemoteClient {
                 .collect(),
         };
         let prepared = self.prepare(&request)?;
-        let attempts = self.retries.saturating_add(1);
-        let mut backoff = self.backoff;
+        let attempts = self.0.retries.saturating_add(1);
+        let mut backoff = self.0.backoff;
         let mut reason = String::new();
         for attempt in 1..=attempts {
-            match tokio::time::timeout(self.timeout, self.attempt(&prepared)).await {
+            match tokio::time::timeout(self.0.timeout, self.attempt(&prepared)).await {
                 Ok(Ok(resp)) => return Ok(resp.outputs),
                 Ok(Err(Failure::Fatal(e))) => return Err(e),
                 Ok(Err(Failure::Retry(why))) => reason = why,
-                Err(_) => reason = format!("no answer within {} ms", self.timeout.as_millis()),
+                Err(_) => reason = format!("no answer within {} ms", self.0.timeout.as_millis()),
             }
             if attempt < attempts {
                 tracing::debug!(predictor = %self.describe(), attempt, %reason, "retrying");
@@ -164,7 +170,7 @@ impl RemoteClient {
             }
         }
         Err(ServerError::PredictorUnavailable {
-            url: self.url.clone(),
+            url: self.0.url.clone(),
             attempts,
             reason,
         })
@@ -172,7 +178,7 @@ impl RemoteClient {
 
     /// Encodes the request for the transport, once.
     fn prepare(&self, request: &InferRequest) -> Result<Prepared, ServerError> {
-        Ok(match &self.transport {
+        Ok(match &self.0.transport {
             Transport::Rest { .. } => {
                 let (body, header_length) = encode_rest_request(request, true)
                     .map_err(|e| ServerError::Internal(format!("encoding a request: {e}")))?;
@@ -182,21 +188,24 @@ impl RemoteClient {
                 }
             }
             Transport::Grpc(_) => {
-                Prepared::Grpc(request_to_grpc(request, &self.model, &self.version))
+                Prepared::Grpc(request_to_grpc(request, &self.0.model, &self.0.version))
             }
         })
     }
 
     /// One attempt, without its timeout.
     async fn attempt(&self, prepared: &Prepared) -> Result<InferResponse, Failure> {
-        match (&self.transport, prepared) {
+        match (&self.0.transport, prepared) {
             (
                 Transport::Rest { client, infer_url },
                 Prepared::Rest {
                     body,
                     header_length,
                 },
-            ) => self.rest_attempt(client, infer_url, body, *header_length).await,
+            ) => {
+                self.rest_attempt(client, infer_url, body, *header_length)
+                    .await
+            }
             (Transport::Grpc(client), Prepared::Grpc(message)) => {
                 self.grpc_attempt(client, message).await
             }
@@ -222,19 +231,20 @@ impl RemoteClient {
         };
         let resp = request.send().await.map_err(|e| self.reqwest_failure(&e))?;
         let status = resp.status();
-        let header_length = match resp.headers().get(HEADER_LENGTH) {
-            None => None,
-            Some(v) => Some(
-                v.to_str()
-                    .ok()
-                    .and_then(|s| s.trim().parse::<usize>().ok())
-                    .ok_or_else(|| {
-                        Failure::Fatal(self.bad_answer(format!(
-                            "{HEADER_LENGTH} header {v:?} is not a length"
-                        )))
-                    })?,
-            ),
-        };
+        let header_length =
+            match resp.headers().get(HEADER_LENGTH) {
+                None => None,
+                Some(v) => Some(
+                    v.to_str()
+                        .ok()
+                        .and_then(|s| s.trim().parse::<usize>().ok())
+                        .ok_or_else(|| {
+                            Failure::Fatal(self.bad_answer(format!(
+                                "{HEADER_LENGTH} header {v:?} is not a length"
+                            )))
+                        })?,
+                ),
+            };
         let body = resp.bytes().await.map_err(|e| self.reqwest_failure(&e))?;
         if status.is_success() {
             return decode_rest_response(body, header_length).map_err(|e| self.undecodable(e));
@@ -255,7 +265,7 @@ impl RemoteClient {
         message: &ModelInferRequest,
     ) -> Result<InferResponse, Failure> {
         let mut request = tonic::Request::new(message.clone());
-        request.set_timeout(self.timeout);
+        request.set_timeout(self.0.timeout);
         match client.clone().model_infer(request).await {
             Ok(resp) => response_from_grpc(resp.into_inner()).map_err(|e| self.undecodable(e)),
             Err(status) => Err(self.grpc_failure(&status)),
@@ -299,18 +309,12 @@ impl RemoteClient {
 
     /// The predictor refused the request: the client's fault, with the predictor's reason.
     fn rejected(&self, message: &str) -> ServerError {
-        ServerError::BadRequest(format!(
-            "remote predictor {}: {message}",
-            self.describe()
-        ))
+        ServerError::BadRequest(format!("remote predictor {}: {message}", self.describe()))
     }
 
     /// The predictor answered with an error of its own.
     fn bad_answer(&self, message: String) -> ServerError {
-        ServerError::Internal(format!(
-            "remote predictor {}: {message}",
-            self.describe()
-        ))
+        ServerError::Internal(format!("remote predictor {}: {message}", self.describe()))
     }
 
     fn undecodable(&self, e: ProtocolError) -> Failure {
@@ -414,7 +418,6 @@ mod tests {
     use osprey_protocol::rest;
     use osprey_protocol::TensorData;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
     use std::time::Instant;
 
     fn config(url: String) -> RemotePredictor {
@@ -478,7 +481,13 @@ mod tests {
 
     #[tokio::test]
     async fn bad_urls_are_refused() {
-        for url in ["ftp://x:1", "localhost:8000", "", "grpc://", "grpc://h:1/path"] {
+        for url in [
+            "ftp://x:1",
+            "localhost:8000",
+            "",
+            "grpc://",
+            "grpc://h:1/path",
+        ] {
             let err = RemoteClient::new(&config(url.into()), "m")
                 .err()
                 .expect("refused");
@@ -497,11 +506,11 @@ mod tests {
             ..Default::default()
         };
         let client = RemoteClient::new(&cfg, "bert").expect("client");
-        assert_eq!(client.timeout, Duration::from_millis(DEFAULT_TIMEOUT_MS));
-        assert_eq!(client.retries, DEFAULT_RETRIES);
-        assert_eq!(client.backoff, Duration::from_millis(DEFAULT_BACKOFF_MS));
+        assert_eq!(client.0.timeout, Duration::from_millis(DEFAULT_TIMEOUT_MS));
+        assert_eq!(client.0.retries, DEFAULT_RETRIES);
+        assert_eq!(client.0.backoff, Duration::from_millis(DEFAULT_BACKOFF_MS));
         assert_eq!(client.describe(), "http://h:8000 model 'bert'");
-        match &client.transport {
+        match &client.0.transport {
             Transport::Rest { infer_url, .. } => {
                 assert_eq!(infer_url, "http://h:8000/v2/models/bert/infer")
             }
@@ -543,8 +552,8 @@ mod tests {
                 outputs: req.inputs.clone(),
                 ..Default::default()
             };
-            let enc = rest::encode_response(&resp, |n| rest::wants_binary(&req, n))
-                .expect("encodes");
+            let enc =
+                rest::encode_response(&resp, |n| rest::wants_binary(&req, n)).expect("encodes");
             let mut headers = HeaderMap::new();
             if let Some(len) = enc.header_length {
                 headers.insert(HEADER_LENGTH, len.into());
@@ -609,7 +618,10 @@ mod tests {
         let invalid = tonic::Status::invalid_argument("input 'x': bad");
         match client.grpc_failure(&invalid) {
             Failure::Fatal(ServerError::BadRequest(m)) => {
-                assert_eq!(m, "remote predictor grpc://127.0.0.1:1 model 'm': input 'x': bad")
+                assert_eq!(
+                    m,
+                    "remote predictor grpc://127.0.0.1:1 model 'm': input 'x': bad"
+                )
             }
             _ => panic!("INVALID_ARGUMENT is the client's fault"),
         }
