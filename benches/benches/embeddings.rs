@@ -84,10 +84,17 @@ fn tokens(tok: &Tokenizer, texts: &[&str], fixed: Option<usize>) -> Vec<Tensor> 
     let len = enc[0].len();
     let field = |name: &str, f: &dyn Fn(&tokenizers::Encoding) -> Vec<i64>| {
         let v: Vec<i64> = enc.iter().flat_map(f).collect();
-        Tensor::new(name, vec![texts.len() as i64, len as i64], TensorData::Int64(v)).unwrap()
+        Tensor::new(
+            name,
+            vec![texts.len() as i64, len as i64],
+            TensorData::Int64(v),
+        )
+        .unwrap()
     };
     vec![
-        field("input_ids", &|e| e.get_ids().iter().map(|&x| x.into()).collect()),
+        field("input_ids", &|e| {
+            e.get_ids().iter().map(|&x| x.into()).collect()
+        }),
         field("attention_mask", &|e| {
             e.get_attention_mask().iter().map(|&x| x.into()).collect()
         }),
@@ -103,7 +110,9 @@ fn padding(c: &mut Criterion) {
     let tok = Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
     let mut g = c.benchmark_group("minilm_padding");
     g.sample_size(10);
-    let mixed: Vec<&str> = (0..32).map(|i| if i % 4 == 0 { LONG } else { SHORT }).collect();
+    let mixed: Vec<&str> = (0..32)
+        .map(|i| if i % 4 == 0 { LONG } else { SHORT })
+        .collect();
     for (kind, texts) in [
         ("short32", vec![SHORT; 32]),
         ("long32", vec![LONG; 32]),

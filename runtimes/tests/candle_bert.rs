@@ -7,9 +7,10 @@ use osprey_runtimes::candle::{
     Accelerator, BertEncoder, ATTENTION_MASK, EMBEDDING, INPUT_IDS, TOKEN_TYPE_IDS,
 };
 use osprey_runtimes::{Runtime, RuntimeError};
+use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use tokenizers::Tokenizer;
+use tokenizers::{Tokenizer, TruncationParams};
 
 const FOX: &str = "The quick brown fox jumps over the lazy dog.";
 
@@ -37,8 +38,15 @@ fn encoder() -> MutexGuard<'static, BertEncoder> {
 
 fn tokenizer() -> Tokenizer {
     let mut tok = Tokenizer::from_file(model_dir().join("tokenizer.json")).expect("tokenizer");
-    // tokenizer.json pads every sequence to 128 tokens; pad per batch instead.
+    // tokenizer.json pads every sequence to 128 tokens; pad per batch instead. It also truncates
+    // at 128, where sentence-transformers truncates at max_seq_length 256
+    // (sentence_bert_config.json).
     tok.with_padding(None);
+    tok.with_truncation(Some(TruncationParams {
+        max_length: 256,
+        ..Default::default()
+    }))
+    .expect("truncation");
     tok
 }
 
@@ -181,5 +189,56 @@ fn cuda_loads_or_says_why_not() {
             eprintln!("skipping the CUDA check: {e}");
         }
         Err(e) => panic!("CUDA load failed with an unexpected error: {e}"),
+    }
+}
+
+#[derive(Deserialize)]
+struct Reference {
+    sentences: Vec<ReferenceSentence>,
+}
+
+#[derive(Deserialize)]
+struct ReferenceSentence {
+    text: String,
+    input_ids: Vec<i64>,
+    embedding: Vec<f32>,
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
+    dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt())
+}
+
+/// Every sentence of `tests/data/minilm_reference.json` (sentence-transformers on torch) in one
+/// padded batch: same token ids, cosine >= 0.9999.
+#[test]
+fn matches_the_reference_embeddings() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/minilm_reference.json");
+    let text = std::fs::read_to_string(&path).expect("reference file");
+    let reference: Reference = serde_json::from_str(&text).expect("reference JSON");
+    assert!(!reference.sentences.is_empty());
+    let tok = tokenizer();
+    let texts: Vec<&str> = reference
+        .sentences
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect();
+    let inputs = batch(&tok, &texts);
+    let TensorData::Int64(ids) = &inputs[0].data else {
+        panic!("input_ids are INT64");
+    };
+    let len = inputs[0].shape[1] as usize;
+    for (s, row) in reference.sentences.iter().zip(ids.chunks(len)) {
+        assert_eq!(&row[..s.input_ids.len()], &s.input_ids[..], "{:?}", s.text);
+        assert!(
+            row[s.input_ids.len()..].iter().all(|&id| id == 0),
+            "{:?}",
+            s.text
+        );
+    }
+    let rows = embed(&mut encoder(), inputs);
+    for (s, row) in reference.sentences.iter().zip(&rows) {
+        let c = cosine(row, &s.embedding);
+        assert!(c >= 0.9999, "{:?}: cosine {c}", s.text);
     }
 }

@@ -35,7 +35,12 @@ pub fn metadata(
     Ok(ModelMetadataResponse {
         name: m.name.clone(),
         versions: versions.iter().map(u64::to_string).collect(),
-        platform: m.config.platform.clone(),
+        // Triton reports the backend when a model has no platform (candle, remote).
+        platform: if m.config.platform.is_empty() {
+            m.config.backend.clone()
+        } else {
+            m.config.platform.clone()
+        },
         inputs: tensor_metadata(&m.signature.inputs),
         outputs: tensor_metadata(&m.signature.outputs),
     })

@@ -17,8 +17,8 @@ struct Reference {
 }
 
 fn references() -> Vec<Reference> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../runtimes/tests/data/minilm_reference.json");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtimes/tests/data/minilm_reference.json");
     let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     v["sentences"]
         .as_array()
@@ -68,7 +68,9 @@ async fn strings_in_reference_embeddings_out() {
     let refs = references();
     let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
     // All sentences in one request: padded to the longest inside the request.
-    let (st, v) = s.post_json("/v2/models/minilm/infer", &text_request(&texts)).await;
+    let (st, v) = s
+        .post_json("/v2/models/minilm/infer", &text_request(&texts))
+        .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["outputs"][0]["shape"], json!([texts.len(), 384]));
     for (r, got) in refs.iter().zip(rows(&v["outputs"][0])) {
@@ -101,7 +103,8 @@ async fn strings_in_reference_embeddings_out() {
     assert!(cosine(&got, &refs[0].embedding) >= 0.9999);
 
     // A non-string and a missing input are refused, and the server keeps serving.
-    let bad = json!({"inputs": [{"name": "text", "datatype": "FP32", "shape": [1, 1], "data": [1.0]}]});
+    let bad =
+        json!({"inputs": [{"name": "text", "datatype": "FP32", "shape": [1, 1], "data": [1.0]}]});
     let (st, v) = s.post_json("/v2/models/minilm/infer", &bad).await;
     assert_eq!(st, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("text"), "{v}");

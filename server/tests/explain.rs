@@ -42,7 +42,11 @@ async fn kernel_shap_on_a_linear_model() {
         assert_eq!(nums(&e["baseline"]), baseline.to_vec());
         for j in 0..4 {
             let want = W[j] * (row[j] - baseline[j]);
-            assert!((phi[j] - want).abs() < 1e-4, "feature {j}: {} vs {want}", phi[j]);
+            assert!(
+                (phi[j] - want).abs() < 1e-4,
+                "feature {j}: {} vs {want}",
+                phi[j]
+            );
         }
         let sum: f64 = phi.iter().sum();
         let fx = e["prediction"].as_f64().unwrap();
@@ -53,7 +57,10 @@ async fn kernel_shap_on_a_linear_model() {
 
     // KServe v1 `:explain` with the default baseline 0.
     let (st, v) = s
-        .post_json("/v1/models/linear:explain", &json!({"instances": [[1.0, 1.0, 1.0, 1.0]]}))
+        .post_json(
+            "/v1/models/linear:explain",
+            &json!({"instances": [[1.0, 1.0, 1.0, 1.0]]}),
+        )
         .await;
     assert_eq!(st, 200, "{v}");
     let phi = nums(&v["explanations"][0]["attributions"]);
@@ -92,7 +99,10 @@ async fn sampled_kernel_shap_sums_to_the_difference() {
         .map(|b| b["batch_size"].as_u64().unwrap() * b["compute_infer"]["count"].as_u64().unwrap())
         .sum();
     assert_eq!(rows_run, 258, "{st}");
-    assert!(st["execution_count"].as_u64().unwrap() <= 258 / 64 + 2, "{st}");
+    assert!(
+        st["execution_count"].as_u64().unwrap() <= 258 / 64 + 2,
+        "{st}"
+    );
 
     // Iris (probabilities of the predicted class): efficiency holds for a non-linear model.
     let body = json!({"inputs": [{"name": "float_input", "datatype": "FP32", "shape": [1, 4], "data": [5.9, 3.0, 5.1, 1.8]}]});
@@ -111,15 +121,22 @@ async fn sampled_kernel_shap_sums_to_the_difference() {
 async fn occlusion_on_text() {
     let s = TestServer::start(&models_dir()).await;
     let body = json!({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1, 1], "data": ["this movie was great fun"]}]});
-    let (st, v) = s.post_json("/v2/models/text_sentiment/explain", &body).await;
+    let (st, v) = s
+        .post_json("/v2/models/text_sentiment/explain", &body)
+        .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["method"], "occlusion");
     let e = &v["explanations"][0];
-    assert_eq!(e["features"], json!(["this", "movie", "was", "great", "fun"]));
+    assert_eq!(
+        e["features"],
+        json!(["this", "movie", "was", "great", "fun"])
+    );
     assert_eq!(e["baseline"], "word removed");
     let phi = nums(&e["attributions"]);
     // "great" carries the positive class more than any other word.
-    let best = (0..phi.len()).max_by(|&a, &b| phi[a].total_cmp(&phi[b])).unwrap();
+    let best = (0..phi.len())
+        .max_by(|&a, &b| phi[a].total_cmp(&phi[b]))
+        .unwrap();
     assert_eq!(best, 3, "{phi:?}");
 
     // The encoder: word pieces, masked through the attention mask; cosine target by config.
@@ -128,7 +145,10 @@ async fn occlusion_on_text() {
     assert_eq!(st, 200, "{v}");
     let e = &v["explanations"][0];
     let features = e["features"].as_array().unwrap();
-    assert!(features.len() >= 3 && !features.contains(&json!("[CLS]")), "{e}");
+    assert!(
+        features.len() >= 3 && !features.contains(&json!("[CLS]")),
+        "{e}"
+    );
     assert!((e["prediction"].as_f64().unwrap() - 1.0).abs() < 1e-5);
     assert!(nums(&e["attributions"]).iter().all(|a| *a > 0.0), "{e}");
     s.shutdown().await;
@@ -146,14 +166,24 @@ async fn bad_explain_parameters_name_the_field() {
         (json!({"output": "nope"}), "output"),
     ] {
         let (st, v) = s
-            .post_json("/v2/models/linear/explain", &json!({"inputs": x, "parameters": params}))
+            .post_json(
+                "/v2/models/linear/explain",
+                &json!({"inputs": x, "parameters": params}),
+            )
             .await;
         assert_eq!(st, 400, "{params}: {v}");
-        assert!(v["error"].as_str().unwrap().contains(field), "{params}: {v}");
+        assert!(
+            v["error"].as_str().unwrap().contains(field),
+            "{params}: {v}"
+        );
     }
-    let (st, _) = s.post_json("/v1/models/linear:predictx", &json!({"instances": []})).await;
+    let (st, _) = s
+        .post_json("/v1/models/linear:predictx", &json!({"instances": []}))
+        .await;
     assert_eq!(st, 404);
-    let (st, v) = s.post_json("/v1/models/linear:explain", &json!({"instances": ["a"]})).await;
+    let (st, v) = s
+        .post_json("/v1/models/linear:explain", &json!({"instances": ["a"]}))
+        .await;
     assert_eq!(st, 400, "{v}");
     s.assert_still_serving().await;
     s.shutdown().await;

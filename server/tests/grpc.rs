@@ -252,7 +252,7 @@ async fn statistics_and_repository_control() {
         })
         .await
         .unwrap();
-    assert_eq!(idx.into_inner().models.len(), 4);
+    assert_eq!(idx.into_inner().models.len(), common::bundled_model_count());
     c.repository_model_unload(RepositoryModelUnloadRequest {
         model_name: "mlp".into(),
         ..Default::default()

@@ -237,7 +237,10 @@ async fn statistics_and_metrics_follow_inference() {
         3
     );
     let (_, all) = s.get("/v2/models/stats").await;
-    assert_eq!(all["model_stats"].as_array().unwrap().len(), MODELS.len());
+    assert_eq!(
+        all["model_stats"].as_array().unwrap().len(),
+        common::bundled_model_count()
+    );
     assert_eq!(s.get("/v2/models/nope/stats").await.0, 404);
 
     let text = s.metrics_text().await;

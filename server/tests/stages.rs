@@ -29,7 +29,12 @@ async fn classification_extension_rest_and_grpc() {
     let out = &v["outputs"][0];
     assert_eq!(out["datatype"], "BYTES");
     assert_eq!(out["shape"], json!([2, 2]));
-    let items: Vec<&str> = out["data"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+    let items: Vec<&str> = out["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
     assert!(items[0].ends_with(":2:virginica"), "{items:?}");
     assert!(items[2].ends_with(":0:setosa"), "{items:?}");
     let first: f64 = items[0].split(':').next().unwrap().parse().unwrap();
@@ -75,7 +80,10 @@ async fn classification_extension_rest_and_grpc() {
     });
     let (st, v) = s.post_json("/v2/models/iris/infer", &bad).await;
     assert_eq!(st, 400);
-    assert!(v["error"].as_str().unwrap().contains("classification"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("classification"),
+        "{v}"
+    );
     s.assert_still_serving().await;
     s.shutdown().await;
 }
@@ -93,7 +101,10 @@ async fn normalize_and_label_steps() {
         "{lin}\nstages {{ preprocess [ {{ normalize {{ input: \"x\" scale: [ 2, 1, 1, 1 ] shift: [ 1 ] }} }} ] }}\n"
     );
     // The explainer section and the new one merge into one `stages`.
-    let lin = lin.replace("stages { explainer { method: KERNEL_SHAP target: \"0\" } }", "");
+    let lin = lin.replace(
+        "stages { explainer { method: KERNEL_SHAP target: \"0\" } }",
+        "",
+    );
     write_config(repo.path(), "linear", &lin);
     let iris = std::fs::read_to_string(repo.path().join("iris/config.pbtxt")).unwrap();
     let iris = format!(
@@ -113,11 +124,21 @@ async fn normalize_and_label_steps() {
     let body = json!({"inputs": [{"name": "float_input", "datatype": "FP32", "shape": [2, 4], "data": IRIS}]});
     let (st, v) = s.post_json("/v2/models/iris/infer", &body).await;
     assert_eq!(st, 200, "{v}");
-    let label = v["outputs"].as_array().unwrap().iter().find(|o| o["name"] == "label").unwrap();
+    let label = v["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "label")
+        .unwrap();
     assert_eq!(label["datatype"], "BYTES");
     assert_eq!(label["data"], json!(["virginica", "setosa"]));
     let (_, meta) = s.get("/v2/models/iris").await;
-    let label_meta = meta["outputs"].as_array().unwrap().iter().find(|o| o["name"] == "label").cloned();
+    let label_meta = meta["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "label")
+        .cloned();
     assert_eq!(label_meta.unwrap()["datatype"], "BYTES");
     s.shutdown().await;
 }
@@ -185,7 +206,8 @@ async fn transformer_forwards_to_a_remote_predictor() {
     let (_, stats) = predictor.get("/v2/models/linear/stats").await;
     assert_eq!(stats["model_stats"][0]["inference_count"], 2);
     // A bad input is refused before it travels.
-    let bad = json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}]});
+    let bad =
+        json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}]});
     let (st, _) = front.post_json("/v2/models/front_rest/infer", &bad).await;
     assert_eq!(st, 400);
 
@@ -196,7 +218,10 @@ async fn transformer_forwards_to_a_remote_predictor() {
             .await;
         assert_eq!(st, 503, "{model}: {v}");
         let msg = v["error"].as_str().unwrap();
-        assert!(msg.contains("remote predictor") && msg.contains("2 attempts"), "{msg}");
+        assert!(
+            msg.contains("remote predictor") && msg.contains("2 attempts"),
+            "{msg}"
+        );
     }
     let (st, _) = front.get("/v2/health/live").await;
     assert_eq!(st, 200);

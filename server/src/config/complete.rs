@@ -178,7 +178,12 @@ pub fn complete_remote(
         .input
         .iter()
         .map(|i| ("input", &i.name, i.data_type))
-        .chain(config.output.iter().map(|o| ("output", &o.name, o.data_type)))
+        .chain(
+            config
+                .output
+                .iter()
+                .map(|o| ("output", &o.name, o.data_type)),
+        )
     {
         if our_type(dt).is_none() {
             return Err(ConfigError::Invalid(format!(

@@ -67,11 +67,10 @@ pub(crate) async fn evaluate(
         _ => 256,
     };
     let mut sizes = vec![chunk; rows / chunk];
-    if rows % chunk > 0 {
+    if !rows.is_multiple_of(chunk) {
         sizes.push(rows % chunk);
     }
-    let parts =
-        split_outputs(inputs, &sizes).map_err(|e| ServerError::Internal(e.to_string()))?;
+    let parts = split_outputs(inputs, &sizes).map_err(|e| ServerError::Internal(e.to_string()))?;
     let wanted = [output.to_string()];
     let params = Default::default();
     let calls = parts.into_iter().zip(&sizes).map(|(part, &n)| {
@@ -81,7 +80,11 @@ pub(crate) async fn evaluate(
             let outs = if stages {
                 predict(model, part, params, n, wanted).await?.0
             } else {
-                model.predictor.predict(part, params, n, wanted).await?.outputs
+                model
+                    .predictor
+                    .predict(part, params, n, wanted)
+                    .await?
+                    .outputs
             };
             outs.into_iter()
                 .find(|t| t.name == output)

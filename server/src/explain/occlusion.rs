@@ -109,7 +109,11 @@ async fn by_token(
         .iter()
         .map(|&p| tokens.get(p).cloned().unwrap_or_default())
         .collect();
-    Ok((features, rows_of(&y, n, &s.output)?, "token masked (attention_mask 0)"))
+    Ok((
+        features,
+        rows_of(&y, n, &s.output)?,
+        "token masked (attention_mask 0)",
+    ))
 }
 
 /// Whitespace-separated words, removed from the string; the whole model runs.

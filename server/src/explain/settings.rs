@@ -105,19 +105,41 @@ impl Settings {
                 .predictor_signature
                 .outputs
                 .iter()
-                .find(|o| matches!(o.datatype, DataType::Fp32 | DataType::Fp64 | DataType::Fp16 | DataType::Bf16))
-                .or_else(|| model.predictor_signature.outputs.iter().find(|o| o.datatype != DataType::Bytes))
+                .find(|o| {
+                    matches!(
+                        o.datatype,
+                        DataType::Fp32 | DataType::Fp64 | DataType::Fp16 | DataType::Bf16
+                    )
+                })
+                .or_else(|| {
+                    model
+                        .predictor_signature
+                        .outputs
+                        .iter()
+                        .find(|o| o.datatype != DataType::Bytes)
+                })
                 .map(|o| o.name.clone())
                 .ok_or_else(|| bad("output", "the model has no numeric output to explain"))?,
         };
-        if !model.predictor_signature.outputs.iter().any(|o| o.name == output) {
-            return Err(bad("output", &format!("'{output}' is not an output of the model")));
+        if !model
+            .predictor_signature
+            .outputs
+            .iter()
+            .any(|o| o.name == output)
+        {
+            return Err(bad(
+                "output",
+                &format!("'{output}' is not an output of the model"),
+            ));
         }
         let target = match params.get("target") {
             None => Target::parse(&cfg.target)?,
             Some(ParamValue::String(t)) => Target::parse(t)?,
             Some(v) => Target::Index(v.as_u64().ok_or_else(|| {
-                bad("target", "must be \"argmax\", \"cosine\" or an element index")
+                bad(
+                    "target",
+                    "must be \"argmax\", \"cosine\" or an element index",
+                )
             })? as usize),
         };
         let samples = match params.get("samples") {
@@ -135,11 +157,15 @@ impl Settings {
         };
         let seed = match params.get("seed") {
             None => cfg.seed,
-            Some(v) => v.as_u64().ok_or_else(|| bad("seed", "must be a non-negative integer"))?,
+            Some(v) => v
+                .as_u64()
+                .ok_or_else(|| bad("seed", "must be a non-negative integer"))?,
         };
         let baseline = match baseline(params)? {
             Some(b) => b,
-            None if !cfg.baseline.is_empty() => cfg.baseline.iter().map(|&x| f64::from(x)).collect(),
+            None if !cfg.baseline.is_empty() => {
+                cfg.baseline.iter().map(|&x| f64::from(x)).collect()
+            }
             None => vec![0.0],
         };
         Ok(Settings {

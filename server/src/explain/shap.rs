@@ -113,7 +113,10 @@ pub fn plan(m: usize, samples: usize, seed: u64) -> Plan {
 /// Solves `A x = b` (A symmetric positive semi-definite, row-major `n x n`) by Gaussian
 /// elimination with partial pivoting; a tiny ridge keeps rank-deficient systems solvable.
 fn solve_linear(mut a: Vec<f64>, mut b: Vec<f64>, n: usize) -> Vec<f64> {
-    let scale = (0..n).map(|i| a[i * n + i].abs()).fold(0.0, f64::max).max(1e-300);
+    let scale = (0..n)
+        .map(|i| a[i * n + i].abs())
+        .fold(0.0, f64::max)
+        .max(1e-300);
     for i in 0..n {
         a[i * n + i] += scale * 1e-12;
     }
@@ -145,7 +148,11 @@ fn solve_linear(mut a: Vec<f64>, mut b: Vec<f64>, n: usize) -> Vec<f64> {
     for i in (0..n).rev() {
         let d = a[i * n + i];
         let s: f64 = (i + 1..n).map(|k| a[i * n + k] * x[k]).sum();
-        x[i] = if d.abs() < 1e-300 { 0.0 } else { (b[i] - s) / d };
+        x[i] = if d.abs() < 1e-300 {
+            0.0
+        } else {
+            (b[i] - s) / d
+        };
     }
     x
 }
@@ -221,7 +228,10 @@ mod tests {
         let (x, b) = ([2.0, 3.0], [0.0, 0.0]);
         let p = plan(2, 100, 0);
         let phi = solve(&p, &eval(&f, &x, &b, &p), f(&x), f(&b));
-        assert!((phi[0] - 3.0).abs() < 1e-9 && (phi[1] - 3.0).abs() < 1e-9, "{phi:?}");
+        assert!(
+            (phi[0] - 3.0).abs() < 1e-9 && (phi[1] - 3.0).abs() < 1e-9,
+            "{phi:?}"
+        );
     }
 
     #[test]

@@ -71,7 +71,10 @@ pub async fn explain(
         let rows_out: Vec<&[f64]> = y.chunks(per.max(1)).collect();
         let reference = rows_out.first().copied().unwrap_or_default();
         let target = s.target.resolve(reference)?;
-        let scores: Vec<f64> = rows_out.iter().map(|r| target.score(r, reference)).collect();
+        let scores: Vec<f64> = rows_out
+            .iter()
+            .map(|r| target.score(r, reference))
+            .collect();
         let (fx, fb) = (scores[0], scores[1]);
         let phi_varying = shap::solve(&plan, &scores[2..], fx, fb);
         let mut attributions = vec![0.0; m];

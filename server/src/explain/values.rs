@@ -130,7 +130,10 @@ mod tests {
     #[test]
     fn targets() {
         let r = [0.1, 0.7, 0.2];
-        assert_eq!(Target::parse("argmax").expect("p").resolve(&r).expect("r"), Target::Index(1));
+        assert_eq!(
+            Target::parse("argmax").expect("p").resolve(&r).expect("r"),
+            Target::Index(1)
+        );
         assert!(Target::parse("5").expect("p").resolve(&r).is_err());
         assert!(Target::parse("bogus").is_err());
         assert!((Target::Cosine.score(&[2.0, 0.0], &[1.0, 0.0]) - 1.0).abs() < 1e-12);

@@ -27,12 +27,15 @@ pub async fn explain_v2(
         let header_len = headers
             .get(HEADER_LENGTH)
             .map(|v| {
-                v.to_str().ok().and_then(|t| t.trim().parse::<usize>().ok()).ok_or_else(|| {
-                    ServerError::BadRequest(
-                        "header Inference-Header-Content-Length is not a non-negative integer"
-                            .into(),
-                    )
-                })
+                v.to_str()
+                    .ok()
+                    .and_then(|t| t.trim().parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        ServerError::BadRequest(
+                            "header Inference-Header-Content-Length is not a non-negative integer"
+                                .into(),
+                        )
+                    })
             })
             .transpose()?;
         let bytes = read_body(body, s.http_max_body).await?;
@@ -46,11 +49,7 @@ pub async fn explain_v2(
 }
 
 /// `/v1/models/{name}:explain`: the verb follows a colon in the last path segment.
-pub async fn v1(
-    State(s): State<Arc<AppState>>,
-    Path(spec): Path<String>,
-    body: Body,
-) -> Response {
+pub async fn v1(State(s): State<Arc<AppState>>, Path(spec): Path<String>, body: Body) -> Response {
     let run = async {
         let (name, verb) = spec
             .rsplit_once(':')
@@ -107,9 +106,11 @@ fn v1_request(model: &LoadedModel, body: &[u8]) -> Result<InferRequest, ServerEr
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                v.as_str().map(|s| Bytes::from(s.to_string())).ok_or_else(|| {
-                    ServerError::BadRequest(format!("instances[{i}] must be a string"))
-                })
+                v.as_str()
+                    .map(|s| Bytes::from(s.to_string()))
+                    .ok_or_else(|| {
+                        ServerError::BadRequest(format!("instances[{i}] must be a string"))
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         (TensorData::Bytes(strings), 1)

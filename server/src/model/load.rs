@@ -1,11 +1,11 @@
 //! Loading one model's versions from the repository (blocking: call from a blocking thread).
 
+use super::backend::Backend;
 use super::stats::Stats;
 use super::LoadedModel;
 use crate::config::{self, ModelConfig};
-use crate::scheduler::{BatchPolicy, Scheduler};
-use super::backend::Backend;
 use crate::metrics::ModelMetrics;
+use crate::scheduler::{BatchPolicy, Scheduler};
 use crate::stages::labels::read_labels;
 use crate::stages::{Predictor, RemoteClient, Stages};
 use osprey_protocol::grpc::inference::model_instance_group::Kind;

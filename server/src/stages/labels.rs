@@ -29,7 +29,10 @@ impl LabelMap {
         usize::try_from(index)
             .ok()
             .and_then(|i| self.labels.get(i))
-            .map_or_else(|| Bytes::from(index.to_string()), |l| Bytes::from(l.clone()))
+            .map_or_else(
+                || Bytes::from(index.to_string()),
+                |l| Bytes::from(l.clone()),
+            )
     }
 
     /// Replaces the output's integer indices by BYTES labels; indices without a label keep

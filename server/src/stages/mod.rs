@@ -25,7 +25,7 @@ use tokenize::Tokenize;
 
 /// A step before the predictor.
 pub enum Pre {
-    Tokenize(Tokenize),
+    Tokenize(Box<Tokenize>),
     Normalize(Normalize),
 }
 
@@ -64,7 +64,9 @@ impl Stages {
         let mut out = Stages::default();
         for (i, s) in stages.preprocess.iter().enumerate() {
             out.pre.push(match &s.step {
-                Some(Step::Tokenize(t)) => Pre::Tokenize(Tokenize::load(t, dirs, predictor)?),
+                Some(Step::Tokenize(t)) => {
+                    Pre::Tokenize(Box::new(Tokenize::load(t, dirs, predictor)?))
+                }
                 Some(Step::Normalize(n)) => Pre::Normalize(Normalize::new(n, predictor)?),
                 _ => {
                     return Err(format!(
@@ -131,7 +133,7 @@ impl Stages {
     /// The tokenizer step, if the model has one.
     pub fn tokenizer(&self) -> Option<&Tokenize> {
         self.pre.iter().find_map(|p| match p {
-            Pre::Tokenize(t) => Some(t),
+            Pre::Tokenize(t) => Some(t.as_ref()),
             Pre::Normalize(_) => None,
         })
     }

@@ -49,10 +49,7 @@ impl Normalize {
                 spec.datatype.as_str()
             ));
         }
-        let features = spec
-            .shape
-            .last()
-            .and_then(|&d| usize::try_from(d).ok());
+        let features = spec.shape.last().and_then(|&d| usize::try_from(d).ok());
         per_feature(&step.scale, features, "scale")?;
         per_feature(&step.shift, features, "shift")?;
         Ok(Normalize {
@@ -108,7 +105,8 @@ mod tests {
             &sig(),
         )
         .expect("valid");
-        let mut t = vec![Tensor::new("x", vec![2, 2], TensorData::Fp32(vec![1., 2., 3., 4.])).expect("t")];
+        let mut t =
+            vec![Tensor::new("x", vec![2, 2], TensorData::Fp32(vec![1., 2., 3., 4.])).expect("t")];
         n.apply(&mut t).expect("applies");
         assert_eq!(t[0].data, TensorData::Fp32(vec![3., 21., 7., 41.]));
     }

@@ -157,9 +157,7 @@ impl Tokenize {
                     v.extend(std::iter::repeat_n(i64::from(pad), len - vals.len()));
                 }
                 let data = match dt {
-                    DataType::Int32 => {
-                        TensorData::Int32(v.into_iter().map(|x| x as i32).collect())
-                    }
+                    DataType::Int32 => TensorData::Int32(v.into_iter().map(|x| x as i32).collect()),
                     _ => TensorData::Int64(v),
                 };
                 Tensor {

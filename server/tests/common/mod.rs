@@ -204,3 +204,11 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// How many models the bundled repository holds (one directory each).
+pub fn bundled_model_count() -> usize {
+    std::fs::read_dir(models_dir())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join("config.pbtxt").is_file())
+        .count()
+}
