@@ -23,6 +23,11 @@ pub enum Command {
     Loadtest(osprey_loadtest::LoadtestArgs),
     /// Combine `osprey loadtest --json` files into one HTML and CSV report.
     Report(osprey_loadtest::report::ReportArgs),
+    /// Run the Kubernetes controller: InferenceServices become Deployments, Services and
+    /// autoscalers of Osprey servers (kubeconfig from KUBECONFIG, ~/.kube/config or in-cluster).
+    Controller(osprey_controller::cmd::ControllerArgs),
+    /// Print the CustomResourceDefinitions (YAML) the controller serves.
+    Crd,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -59,6 +59,34 @@ fn main() {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(osprey_loadtest::run(args)).map(|_| ())),
+        Command::Crd => osprey_controller::cmd::crd_yaml()
+            .map_err(anyhow::Error::from)
+            .and_then(|y| {
+                use std::io::Write;
+                match std::io::stdout().lock().write_all(y.as_bytes()) {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                    r => r.map_err(anyhow::Error::from),
+                }
+            }),
+        Command::Controller(args) => {
+            let filter =
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| {
+                    rt.block_on(osprey_controller::cmd::run_controller(
+                        args,
+                        shutdown_signal(),
+                    ))
+                    .map_err(anyhow::Error::from)
+                })
+        }
         Command::Serve(args) => {
             init_logging(&args);
             tokio::runtime::Builder::new_multi_thread()
