@@ -117,6 +117,7 @@ pub struct ComponentExtension {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_target: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "scale_metric_schema")]
     pub scale_metric: Option<ScaleMetric>,
     /// Most requests in flight per replica (the server's queue bound).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,6 +134,15 @@ pub struct ComponentExtension {
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// `scaleMetric`'s schema: a plain string enum (the generated one lists `null` among the values,
+/// which the API server's structural-schema checks refuse).
+fn scale_metric_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "enum": ["cpu", "memory", "concurrency", "rps"]
+    })
 }
 
 /// The metric the autoscaler follows.

@@ -17,12 +17,14 @@
 #
 # Cold cost on 2 cores: see scripts/k8s/README.md. Environment knobs:
 #   OSPREY_K8S_CACHE          cache root (default $HOME/.cache/osprey/k8s)
-#   OSPREY_K8S_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian)
+#   OSPREY_K8S_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian); if Debian ever
+#                             drops a pinned version, http://snapshot.debian.org/archive/debian/<date>
+#                             still has it
 #   OSPREY_K8S_KEEP_WORK=1    keep the 2-3 GiB build tree and Go cache after a successful build
 #   OSPREY_K8S_JOBS           parallel Go compile jobs (default: number of CPUs)
 set -euo pipefail
 
-# Pinned Debian bookworm versions. Bump them together with the key below.
+# Pinned Debian bookworm versions; the cache key is derived from them, so bumping one rebuilds.
 K8S_DEB_VERSION=1.20.5+really1.20.2-1.1+deb12u1
 K8S_GIT_VERSION=v1.20.2
 K8S_GIT_COMMIT=faecb196815e248d3ecfb03c680a4507229c2a56 # upstream v1.20.2 tag
@@ -88,6 +90,7 @@ APT_OPTS=(
   -o "Dir::Cache=$APT/cache"
   -o "APT::Sandbox::User=root" # downloads go to directories the _apt user cannot reach
   -o "Acquire::Retries=3"
+  -o "Acquire::Check-Valid-Until=false" # lets OSPREY_K8S_DEBIAN_MIRROR point at snapshot.debian.org
   -q
 )
 if [[ ! -f "$APT/.updated" ]]; then
@@ -239,7 +242,7 @@ for p in "${VPKGS[@]}"; do
   LDFLAGS+=" -X $p.gitVersion=$K8S_GIT_VERSION -X $p.gitCommit=$K8S_GIT_COMMIT"
   LDFLAGS+=" -X $p.gitTreeState=archive -X $p.gitMajor=1 -X $p.gitMinor=20 -X $p.buildDate=$BUILD_DATE"
 done
-log "go build ./cmd/kube-apiserver (-p $JOBS; about 15 min cold on 2 cores)"
+log "go build ./cmd/kube-apiserver (-p $JOBS; 5-15 min cold on 2 cores)"
 (cd "$PKGDIR" && go build -p "$JOBS" -trimpath -tags selinux,notest -ldflags "$LDFLAGS" \
   -o "$BIN/kube-apiserver.tmp" ./cmd/kube-apiserver) >&2
 mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
@@ -257,7 +260,6 @@ EOF
 touch "$DEST/.complete"
 if [[ "${OSPREY_K8S_KEEP_WORK:-0}" != 1 ]]; then
   log "removing build tree $WORK (set OSPREY_K8S_KEEP_WORK=1 to keep it)"
-  chmod -R u+w "$WORK" 2>/dev/null || true
   rm -rf "$WORK"
 fi
 log "done in $((SECONDS - START)) s"

@@ -116,6 +116,12 @@ TOKEN="$(openssl rand -hex 32)"
 printf '%s,admin,admin-uid,"system:masters"\n' "$TOKEN" >"$PKI/tokens.csv"
 chmod 600 "$PKI"/*.key "$PKI/tokens.csv"
 
+# From here on, any exit before the end (an error, a signal) stops what was started, keeping logs.
+ready=0
+cleanup() { ((ready == 1)) || "$HERE/stop-apiserver.sh" --keep-logs "$DIR" >&2 || true; }
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
 # --- etcd ---
 if [[ -d /dev/shm && -w /dev/shm ]]; then
   ETCD_DATA="$(mktemp -d /dev/shm/osprey-etcd.XXXXXX)"
@@ -160,8 +166,7 @@ fail() {
   for f in etcd.log kube-apiserver.log; do
     [[ -s "$DIR/$f" ]] && { log "--- last lines of $DIR/$f ---"; tail -n 25 "$DIR/$f" >&2; }
   done
-  "$HERE/stop-apiserver.sh" --keep-logs "$DIR" >&2 || true
-  exit 1
+  exit 1 # the EXIT trap stops etcd and kube-apiserver
 }
 
 # http_status URL [TOKEN]: prints the HTTP status (000 when unreachable). Python keeps curl optional.
@@ -252,6 +257,7 @@ chmod 600 "$DIR/kubeconfig"
 
 if [[ -n "${OSPREY_K8S_OWNER_PID:-}" ]]; then
   kill -0 "$OSPREY_K8S_OWNER_PID" 2>/dev/null || fail "OSPREY_K8S_OWNER_PID $OSPREY_K8S_OWNER_PID is not running"
+  # shellcheck disable=SC2016 # expanded by the watcher's bash, not here
   setsid bash -c 'while kill -0 "$1" 2>/dev/null && [[ -f "$3/pids" ]]; do sleep 1; done
                   [[ -f "$3/pids" ]] && exec "$2/stop-apiserver.sh" "$3"' \
     osprey-k8s-watcher "$OSPREY_K8S_OWNER_PID" "$HERE" "$DIR" \
@@ -259,5 +265,6 @@ if [[ -n "${OSPREY_K8S_OWNER_PID:-}" ]]; then
   echo "$!" >>"$DIR/pids"
 fi
 
+ready=1
 log "ready in $(python3 -c "print(f'{$(date +%s.%N) - $T0:.1f}')") s: $SERVER (etcd $ETCD_CLIENT_URL, pids $ETCD_PID $API_PID)"
 echo "$DIR/kubeconfig"
