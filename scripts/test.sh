@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The controller's integration tests start a real kube-apiserver + etcd (v1.20, from Debian
+# packages; built once, cached under ~/.cache/osprey/k8s) and use its kubectl.
+bash scripts/k8s/build-apiserver.sh >/dev/null
 # cargo test also builds target/debug/osprey (the integration tests run it), so the
 # conformance tests reuse that binary: one profile, no second build.
 cargo test --workspace --all-targets

@@ -72,8 +72,16 @@ fn condition(i: &InferenceService, t: &str) -> Option<String> {
 }
 
 fn revision(d: &Deployment) -> String {
-    d.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().labels.as_ref().unwrap()
-        [REVISION_LABEL]
+    d.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .as_ref()
+        .unwrap()[REVISION_LABEL]
         .clone()
 }
 
@@ -91,23 +99,40 @@ async fn inference_service_lifecycle() {
     let hpas: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         ns,
-        &ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, "HorizontalPodAutoscaler")),
+        &ApiResource::from_gvk(&GroupVersionKind::gvk(
+            group,
+            version,
+            "HorizontalPodAutoscaler",
+        )),
     );
 
     // Create: Deployment, Service and autoscaler, owned by the InferenceService.
-    let i = isvc("iris", "    minReplicas: 2\n    maxReplicas: 4\n", "s3://models/iris");
-    isvcs.create(&PostParams::default(), &i).await.expect("created");
+    let i = isvc(
+        "iris",
+        "    minReplicas: 2\n    maxReplicas: 4\n",
+        "s3://models/iris",
+    );
+    isvcs
+        .create(&PostParams::default(), &i)
+        .await
+        .expect("created");
     let d = eventually("the predictor Deployment exists", || async {
         deployments.get_opt("iris-predictor").await.ok().flatten()
     })
     .await;
     assert_eq!(d.spec.as_ref().unwrap().replicas, Some(2));
     let owner = &d.metadata.owner_references.as_ref().unwrap()[0];
-    assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("InferenceService", "iris"));
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("InferenceService", "iris")
+    );
     let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
     assert_eq!(pod.containers[0].image.as_deref(), Some("osprey:test"));
     assert_eq!(
-        pod.init_containers.as_ref().unwrap()[0].args.as_ref().unwrap()[..2],
+        pod.init_containers.as_ref().unwrap()[0]
+            .args
+            .as_ref()
+            .unwrap()[..2],
         ["pull".to_string(), "s3://models/iris".to_string()]
     );
     let svc = eventually("the Service exists", || async {
@@ -121,7 +146,11 @@ async fn inference_service_lifecycle() {
     .await;
     assert_eq!(hpa.data["spec"]["maxReplicas"], 4);
     let created = isvcs.get("iris").await.unwrap();
-    assert!(created.metadata.finalizers.unwrap_or_default().contains(&FINALIZER.to_string()));
+    assert!(created
+        .metadata
+        .finalizers
+        .unwrap_or_default()
+        .contains(&FINALIZER.to_string()));
 
     // Not ready until the Deployment says so; then the status follows.
     let st = eventually("a status is written", || async {
@@ -145,23 +174,49 @@ async fn inference_service_lifecycle() {
     assert_eq!(status.components["predictor"].ready_replicas, 2);
 
     // Idempotent: a reconcile with an unchanged spec leaves the Deployment's generation alone.
-    let generation = deployments.get("iris-predictor").await.unwrap().metadata.generation;
+    let generation = deployments
+        .get("iris-predictor")
+        .await
+        .unwrap()
+        .metadata
+        .generation;
     let touch = json!({"metadata": {"annotations": {"touched": "1"}}});
-    isvcs.patch("iris", &PatchParams::default(), &Patch::Merge(&touch)).await.unwrap();
+    isvcs
+        .patch("iris", &PatchParams::default(), &Patch::Merge(&touch))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(deployments.get("iris-predictor").await.unwrap().metadata.generation, generation);
+    assert_eq!(
+        deployments
+            .get("iris-predictor")
+            .await
+            .unwrap()
+            .metadata
+            .generation,
+        generation
+    );
 
     // Canary: a new storageUri with canaryTrafficPercent gets its own Deployment; the stable one
     // keeps the old revision.
     let old_rev = revision(&deployments.get("iris-predictor").await.unwrap());
     let canary = json!({"spec": {"predictor": {"canaryTrafficPercent": 50, "model": {"storageUri": "s3://models/iris-v2"}}}});
-    isvcs.patch("iris", &PatchParams::default(), &Patch::Merge(&canary)).await.unwrap();
+    isvcs
+        .patch("iris", &PatchParams::default(), &Patch::Merge(&canary))
+        .await
+        .unwrap();
     let c = eventually("the canary Deployment exists", || async {
-        deployments.get_opt("iris-predictor-canary").await.ok().flatten()
+        deployments
+            .get_opt("iris-predictor-canary")
+            .await
+            .ok()
+            .flatten()
     })
     .await;
     assert_ne!(revision(&c), old_rev);
-    assert_eq!(revision(&deployments.get("iris-predictor").await.unwrap()), old_rev);
+    assert_eq!(
+        revision(&deployments.get("iris-predictor").await.unwrap()),
+        old_rev
+    );
     set_ready(&deployments, "iris-predictor-canary", 1).await;
     let st = eventually("the status shows the traffic split", || async {
         let i = isvcs.get("iris").await.ok()?;
@@ -173,16 +228,29 @@ async fn inference_service_lifecycle() {
 
     // Promotion: removing canaryTrafficPercent moves the stable Deployment to the new revision.
     let promote = json!({"spec": {"predictor": {"canaryTrafficPercent": null}}});
-    isvcs.patch("iris", &PatchParams::default(), &Patch::Merge(&promote)).await.unwrap();
-    eventually("the canary is gone and stable runs the new revision", || async {
-        let gone = deployments.get_opt("iris-predictor-canary").await.ok()?.is_none();
-        let d = deployments.get("iris-predictor").await.ok()?;
-        (gone && revision(&d) == revision(&c)).then_some(())
-    })
+    isvcs
+        .patch("iris", &PatchParams::default(), &Patch::Merge(&promote))
+        .await
+        .unwrap();
+    eventually(
+        "the canary is gone and stable runs the new revision",
+        || async {
+            let gone = deployments
+                .get_opt("iris-predictor-canary")
+                .await
+                .ok()?
+                .is_none();
+            let d = deployments.get("iris-predictor").await.ok()?;
+            (gone && revision(&d) == revision(&c)).then_some(())
+        },
+    )
     .await;
 
     // Deletion: the finalizer removes everything the InferenceService owned.
-    isvcs.delete("iris", &DeleteParams::default()).await.unwrap();
+    isvcs
+        .delete("iris", &DeleteParams::default())
+        .await
+        .unwrap();
     eventually("everything is cleaned up", || async {
         let lp = ListParams::default();
         let left = deployments.list(&lp).await.ok()?.items.len()
@@ -212,20 +280,35 @@ async fn invalid_specs_surface_in_conditions() {
     let isvcs: Api<InferenceService> = Api::namespaced(client.clone(), ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     isvcs
-        .create(&PostParams::default(), &isvc("bad", "", "gs://bucket/model"))
+        .create(
+            &PostParams::default(),
+            &isvc("bad", "", "gs://bucket/model"),
+        )
         .await
         .expect("the API server accepts it; the controller refuses it");
     let msg = eventually("the condition explains", || async {
         let i = isvcs.get("bad").await.ok()?;
-        let c = i.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+        let c = i
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
         (c.reason.as_deref() == Some("InvalidSpec")).then_some(c.message.unwrap_or_default())
     })
     .await;
     assert!(msg.contains("storageUri") && msg.contains("gs"), "{msg}");
-    assert!(deployments.list(&ListParams::default()).await.unwrap().items.is_empty());
+    assert!(deployments
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
     // Fixing the spec proceeds.
     let fix = json!({"spec": {"predictor": {"model": {"storageUri": "pvc://models/iris"}}}});
-    isvcs.patch("bad", &PatchParams::default(), &Patch::Merge(&fix)).await.unwrap();
+    isvcs
+        .patch("bad", &PatchParams::default(), &Patch::Merge(&fix))
+        .await
+        .unwrap();
     eventually("the fixed spec gets its Deployment", || async {
         deployments.get_opt("bad-predictor").await.ok().flatten()
     })
@@ -248,7 +331,61 @@ async fn one_lease_holder_at_a_time() {
     };
     assert!(try_acquire(&api, &lease("a")).await.unwrap());
     assert!(!try_acquire(&api, &lease("b")).await.unwrap());
-    assert!(try_acquire(&api, &lease("a")).await.unwrap(), "the holder renews");
+    assert!(
+        try_acquire(&api, &lease("a")).await.unwrap(),
+        "the holder renews"
+    );
     let l = api.get("osprey-controller").await.unwrap();
     assert_eq!(l.spec.unwrap().holder_identity.as_deref(), Some("a"));
+}
+
+/// The kubectl that scripts/k8s/build-apiserver.sh provides.
+fn kubectl() -> std::path::PathBuf {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new("bash")
+        .arg(repo.join("scripts/k8s/build-apiserver.sh"))
+        .output()
+        .expect("build-apiserver.sh");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let path = text
+        .lines()
+        .find_map(|l| l.strip_prefix("KUBECTL="))
+        .expect("build-apiserver.sh names kubectl");
+    path.into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_manifests_pass_server_side_dry_run() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The CRD in deploy/ is the one generated from the Rust types.
+    let committed =
+        std::fs::read_to_string(repo.join("deploy/crds/inferenceservices.serving.osprey.dev.yaml"))
+            .unwrap();
+    assert_eq!(
+        committed,
+        osprey_controller::cmd::crd_yaml().unwrap(),
+        "deploy/crds is stale: regenerate it with `osprey crd > deploy/crds/inferenceservices.serving.osprey.dev.yaml`"
+    );
+    let client = client().await;
+    prepare(&client, "osprey-system").await;
+    for file in [
+        "deploy/crds/inferenceservices.serving.osprey.dev.yaml",
+        "deploy/rbac.yaml",
+        "deploy/controller.yaml",
+        "deploy/example-inferenceservice.yaml",
+    ] {
+        let out = std::process::Command::new(kubectl())
+            .args(["apply", "--dry-run=server", "-f"])
+            .arg(repo.join(file))
+            .env("KUBECONFIG", common::kubeconfig())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("(server dry run)"));
+    }
 }

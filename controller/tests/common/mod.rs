@@ -72,13 +72,19 @@ pub async fn prepare(client: &Client, namespace: &str) {
     // Created, not server-side applied: the 1.20 API server mangles a CRD that arrives by apply
     // ("per-version schemas may not all be set to identical values").
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    match crds.create(&PostParams::default(), &InferenceService::crd()).await {
+    match crds
+        .create(&PostParams::default(), &InferenceService::crd())
+        .await
+    {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => panic!("CRD: {e}"),
     }
     eventually("the CRD is established", || async {
-        let c = crds.get("inferenceservices.serving.osprey.dev").await.ok()?;
+        let c = crds
+            .get("inferenceservices.serving.osprey.dev")
+            .await
+            .ok()?;
         c.status?
             .conditions?
             .iter()
