@@ -20,7 +20,7 @@
 #   OSPREY_K8S_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian); if Debian ever
 #                             drops a pinned version, http://snapshot.debian.org/archive/debian/<date>
 #                             still has it
-#   OSPREY_K8S_KEEP_WORK=1    keep the 2-3 GiB build tree and Go cache after a successful build
+#   OSPREY_K8S_KEEP_WORK=1    keep the 2.2 GiB build tree and Go cache after a successful build
 #   OSPREY_K8S_JOBS           parallel Go compile jobs (default: number of CPUs)
 set -euo pipefail
 

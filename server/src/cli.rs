@@ -28,6 +28,14 @@ pub enum Command {
     Controller(osprey_controller::cmd::ControllerArgs),
     /// Print the CustomResourceDefinitions (YAML) the controller serves.
     Crd,
+    /// Fetch a model repository into DIR (file://, pvc://, http(s)://, s3://): what an
+    /// InferenceService's init container runs.
+    Pull {
+        /// Where the repository is.
+        uri: String,
+        /// Where it goes (created if missing).
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -68,6 +68,22 @@ fn main() {
                     r => r.map_err(anyhow::Error::from),
                 }
             }),
+        Command::Pull { uri, dir } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| {
+                rt.block_on(osprey_controller::pull::pull(&uri, &dir))
+                    .map_err(anyhow::Error::from)
+            })
+            .map(|p| {
+                eprintln!(
+                    "osprey pull: {} files, {} bytes into {}",
+                    p.files,
+                    p.bytes,
+                    dir.display()
+                )
+            }),
         Command::Controller(args) => {
             let filter =
                 EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
