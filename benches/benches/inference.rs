@@ -32,6 +32,7 @@ fn bench(c: &mut Criterion) {
         intra_op_threads: 0,
         default_max_batch_size: 4,
         queue_per_instance: 1024,
+        batcher: None,
     };
     let registry = Arc::new(Registry::new(models, env, settings));
     rt.block_on(registry.load("mlp")).unwrap();

@@ -155,13 +155,14 @@ pub enum ScaleMetric {
     Rps,
 }
 
-/// KServe's batcher, applied as the server's dynamic batching defaults.
+/// KServe's batcher, applied as the server's dynamic batching defaults (`--batcher-*`) for models
+/// whose configuration sets no `dynamic_batching`.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Batcher {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_batch_size: Option<i32>,
-    /// Microseconds a batch may wait for more requests.
+    /// Milliseconds a batch may wait for more requests (default 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_latency: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

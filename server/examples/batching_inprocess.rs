@@ -49,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
             intra_op_threads: 0,
             default_max_batch_size: 4,
             queue_per_instance: 1024,
+            batcher: None,
         };
         let registry = Arc::new(Registry::new(
             dir.path().to_path_buf(),

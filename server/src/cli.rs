@@ -93,6 +93,14 @@ pub struct ServeArgs {
     /// Requests that may wait per model instance before new ones get 503.
     #[arg(long, default_value_t = 1024)]
     pub queue_per_instance: usize,
+    /// KServe's batcher: turn on dynamic batching, waiting at most this many milliseconds for a
+    /// batch, for every model that can batch and whose config.pbtxt has no `dynamic_batching`.
+    #[arg(long, value_name = "MS")]
+    pub batcher_max_latency_ms: Option<u64>,
+    /// KServe's batcher: cap `max_batch_size` of the models it batches (with
+    /// --batcher-max-latency-ms).
+    #[arg(long, value_name = "N")]
+    pub batcher_max_batch_size: Option<i32>,
     /// On SIGTERM/SIGINT, how long in-flight requests may take before the server exits anyway.
     #[arg(long, alias = "exit-timeout-secs", default_value_t = 30)]
     pub shutdown_grace_secs: u64,

@@ -85,6 +85,12 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
         intra_op_threads: args.intra_op_threads,
         default_max_batch_size: args.default_max_batch_size,
         queue_per_instance: args.queue_per_instance,
+        batcher: args
+            .batcher_max_latency_ms
+            .map(|ms| crate::model::BatcherDefaults {
+                max_latency: std::time::Duration::from_millis(ms),
+                max_batch_size: args.batcher_max_batch_size,
+            }),
     };
     let registry = Arc::new(Registry::new(args.model_repository.clone(), env, settings));
     let startup = if args.models.is_empty() {

@@ -128,6 +128,16 @@ pub fn template(
     if let Some(n) = s.extension.container_concurrency.filter(|&n| n > 0) {
         args.extend(["--queue-per-instance".to_string(), n.to_string()]);
     }
+    if let Some(b) = &s.extension.batcher {
+        // KServe's batcher: maxLatency in milliseconds (default 5), maxBatchSize caps the batch.
+        args.extend([
+            "--batcher-max-latency-ms".to_string(),
+            b.max_latency.unwrap_or(5).max(0).to_string(),
+        ]);
+        if let Some(n) = b.max_batch_size {
+            args.extend(["--batcher-max-batch-size".to_string(), n.to_string()]);
+        }
+    }
     args.extend(s.args.iter().cloned());
     let server = Container {
         name: "osprey".into(),

@@ -16,8 +16,32 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+/// KServe's batcher as server-wide defaults (`--batcher-*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatcherDefaults {
+    pub max_latency: std::time::Duration,
+    pub max_batch_size: Option<i32>,
+}
+
+/// Turns on dynamic batching for a completed configuration that can batch and sets none.
+pub fn apply_batcher(cfg: &mut ModelConfig, batcher: Option<BatcherDefaults>) {
+    use osprey_protocol::grpc::inference::model_config::SchedulingChoice;
+    use osprey_protocol::grpc::inference::ModelDynamicBatching;
+    let Some(b) = batcher else { return };
+    if cfg.max_batch_size <= 0 || cfg.scheduling_choice.is_some() {
+        return;
+    }
+    if let Some(n) = b.max_batch_size.filter(|&n| n > 0) {
+        cfg.max_batch_size = cfg.max_batch_size.min(n);
+    }
+    cfg.scheduling_choice = Some(SchedulingChoice::DynamicBatching(ModelDynamicBatching {
+        max_queue_delay_microseconds: b.max_latency.as_micros() as u64,
+        ..Default::default()
+    }));
+}
+
 /// Server-wide settings that shape how models load.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LoadSettings {
     /// Intra-op threads per instance unless the model's `intra_op_thread_count` parameter says
     /// otherwise; 0 lets ONNX Runtime choose.
@@ -27,6 +51,8 @@ pub struct LoadSettings {
     /// Requests that may wait per instance when the model's queue policy sets no
     /// `max_queue_size`.
     pub queue_per_instance: usize,
+    /// Dynamic batching for models whose configuration sets none (`--batcher-*`).
+    pub batcher: Option<BatcherDefaults>,
 }
 
 /// Reads a model's configuration (or starts from an empty one) and decides its versions.
@@ -165,6 +191,7 @@ pub fn load_version(
             settings.default_max_batch_size,
         )
         .map_err(|e| e.to_string())?;
+        apply_batcher(&mut cfg, settings.batcher);
         let policy = BatchPolicy::from_config(&cfg, settings.queue_per_instance * runtimes.len());
         Predictor::Local(Scheduler::start(
             &cfg.name,
@@ -197,4 +224,30 @@ pub fn load_version(
         labels,
         stats,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batcher_fills_in_only_where_the_config_is_silent() {
+        let b = Some(BatcherDefaults {
+            max_latency: std::time::Duration::from_millis(5),
+            max_batch_size: Some(16),
+        });
+        let mut cfg = config::parse_pbtxt("max_batch_size: 64").expect("parses");
+        apply_batcher(&mut cfg, b);
+        assert_eq!(cfg.max_batch_size, 16);
+        let policy = BatchPolicy::from_config(&cfg, 10);
+        assert!(policy.dynamic);
+        assert_eq!(policy.max_queue_delay, std::time::Duration::from_millis(5));
+        // A model's own dynamic_batching, or a model that cannot batch, is left alone.
+        let mut own = config::parse_pbtxt("max_batch_size: 64 dynamic_batching { }").expect("p");
+        apply_batcher(&mut own, b);
+        assert_eq!(own.max_batch_size, 64);
+        let mut none = config::parse_pbtxt("max_batch_size: 0").expect("p");
+        apply_batcher(&mut none, b);
+        assert!(none.scheduling_choice.is_none());
+    }
 }

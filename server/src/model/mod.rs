@@ -5,7 +5,7 @@ mod load;
 mod registry;
 pub mod stats;
 
-pub use load::LoadSettings;
+pub use load::{BatcherDefaults, LoadSettings};
 pub use registry::{IndexEntry, Registry, VersionState};
 
 use crate::config::ModelConfig;
