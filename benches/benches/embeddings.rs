@@ -4,16 +4,14 @@
 //! tokens (what MiniLM's tokenizer.json asks for).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use osprey_protocol::{InferRequest, Tensor, TensorData};
 use osprey_runtimes::candle::{Accelerator, BertEncoder};
-use osprey_runtimes::onnx::{locate_library, OnnxEnvironment};
 use osprey_runtimes::Runtime;
 use osprey_server::infer::infer;
 use osprey_server::metrics::Protocol;
-use osprey_server::model::{LoadSettings, Registry};
-use std::path::Path;
-use std::sync::Arc;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer};
 
 const SHORT: &str = "A man is playing a guitar.";
@@ -22,10 +20,6 @@ over HTTP or gRPC, validate tensors, queue them, merge concurrent requests into 
 the hardware works on many rows at once, run the model, and split the answers back to every \
 caller. Latency at low load and throughput at high load pull in opposite directions, and a \
 good batcher trades a little of one for much of the other.";
-
-fn models() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
-}
 
 fn request(text: &str, n: usize) -> InferRequest {
     let t = Tensor::new(
@@ -41,23 +35,7 @@ fn request(text: &str, n: usize) -> InferRequest {
 }
 
 fn through_server(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let env =
-        OnnxEnvironment::init(&locate_library(None).expect("ONNX Runtime: run scripts/setup.sh"))
-            .unwrap();
-    let settings = LoadSettings {
-        intra_op_threads: 0,
-        default_max_batch_size: 4,
-        queue_per_instance: 1024,
-        batcher: None,
-    };
-    let registry = Arc::new(Registry::new(models(), env, settings));
-    rt.block_on(registry.load("minilm"))
-        .expect("minilm: run scripts/setup.sh");
-    let model = registry.get("minilm", None).unwrap();
+    let (rt, model) = common::load("minilm");
     let mut g = c.benchmark_group("minilm_server_path");
     g.sample_size(10);
     for (kind, text) in [("short", SHORT), ("long", LONG)] {
@@ -106,7 +84,7 @@ fn tokens(tok: &Tokenizer, texts: &[&str], fixed: Option<usize>) -> Vec<Tensor> 
 }
 
 fn padding(c: &mut Criterion) {
-    let dir = models().join("minilm/1");
+    let dir = common::models().join("minilm/1");
     let mut enc = BertEncoder::load(&dir, &Accelerator::Cpu).expect("run scripts/setup.sh");
     let tok = Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
     let mut g = c.benchmark_group("minilm_padding");

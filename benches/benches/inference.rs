@@ -2,14 +2,12 @@
 //! one request at a time, and 64 concurrent batch-1 requests (batched by the scheduler).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use osprey_protocol::{InferRequest, Tensor, TensorData};
-use osprey_runtimes::onnx::{locate_library, OnnxEnvironment};
 use osprey_server::infer::infer;
 use osprey_server::metrics::Protocol;
-use osprey_server::model::{LoadSettings, Registry};
-use std::path::Path;
-use std::sync::Arc;
 
 fn request() -> InferRequest {
     let input = Tensor::new("input", vec![1, 64], TensorData::Fp32(vec![0.25; 64])).unwrap();
@@ -20,23 +18,7 @@ fn request() -> InferRequest {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let env =
-        OnnxEnvironment::init(&locate_library(None).expect("ONNX Runtime: run scripts/setup.sh"))
-            .unwrap();
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
-    let settings = LoadSettings {
-        intra_op_threads: 0,
-        default_max_batch_size: 4,
-        queue_per_instance: 1024,
-        batcher: None,
-    };
-    let registry = Arc::new(Registry::new(models, env, settings));
-    rt.block_on(registry.load("mlp")).unwrap();
-    let model = registry.get("mlp", None).unwrap();
+    let (rt, model) = common::load("mlp");
 
     let mut g = c.benchmark_group("mlp_inference");
     g.throughput(Throughput::Elements(1));

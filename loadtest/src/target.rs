@@ -6,11 +6,10 @@ use crate::inputs::{input_sets, InputMeta};
 use crate::record::classify_http;
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
+use osprey_protocol::client::{encode_rest_request, request_to_grpc};
 use osprey_protocol::grpc::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
-use osprey_protocol::grpc::inference::model_infer_request::InferInputTensor;
 use osprey_protocol::grpc::inference::{ModelInferRequest, ModelMetadataRequest};
-use osprey_protocol::Tensor;
-use serde_json::json;
+use osprey_protocol::{InferRequest, Tensor};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,47 +78,10 @@ async fn rest_metadata(
         .collect()
 }
 
-/// A REST body for one set of inputs: JSON data, or binary tensors after the JSON header.
-fn rest_body(inputs: &[Tensor], binary: bool) -> (Bytes, Option<usize>) {
-    let mut tail = Vec::new();
-    let tensors: Vec<serde_json::Value> = inputs
-        .iter()
-        .map(|t| {
-            if binary {
-                let before = tail.len();
-                t.data.write_wire(&mut tail);
-                json!({"name": t.name, "shape": t.shape, "datatype": t.datatype().as_str(),
-                       "parameters": {"binary_data_size": tail.len() - before}})
-            } else {
-                json!({"name": t.name, "shape": t.shape, "datatype": t.datatype().as_str(), "data": t.data})
-            }
-        })
-        .collect();
-    let header =
-        json!({"inputs": tensors, "parameters": {"binary_data_output": binary}}).to_string();
-    let header_length = binary.then_some(header.len());
-    let mut body = header.into_bytes();
-    body.extend(tail);
-    (Bytes::from(body), header_length)
-}
-
-fn grpc_request(args: &LoadtestArgs, inputs: &[Tensor]) -> ModelInferRequest {
-    ModelInferRequest {
-        model_name: args.model.clone(),
-        model_version: args.model_version.clone(),
-        inputs: inputs
-            .iter()
-            .map(|t| InferInputTensor {
-                name: t.name.clone(),
-                datatype: t.datatype().as_str().to_string(),
-                shape: t.shape.clone(),
-                ..Default::default()
-            })
-            .collect(),
-        raw_input_contents: inputs
-            .iter()
-            .map(|t| Bytes::from(t.data.to_wire()))
-            .collect(),
+/// A request carrying one set of inputs.
+fn request(inputs: &[Tensor]) -> InferRequest {
+    InferRequest {
+        inputs: inputs.to_vec(),
         ..Default::default()
     }
 }
@@ -145,8 +107,8 @@ impl Target {
                 let binary = args.transport == Transport::RestBinary;
                 let bodies = input_sets(args, &metadata)?
                     .iter()
-                    .map(|set| rest_body(set, binary))
-                    .collect();
+                    .map(|set| encode_rest_request(&request(set), binary))
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok(Target::Rest {
                     client,
                     url: format!("{}{}/infer", base(&args.url), model_path(args)),
@@ -193,7 +155,7 @@ impl Target {
                 };
                 let requests = input_sets(args, &metadata)?
                     .iter()
-                    .map(|set| grpc_request(args, set))
+                    .map(|set| request_to_grpc(&request(set), &args.model, &args.model_version))
                     .collect();
                 Ok(Target::Grpc {
                     clients,
