@@ -1,35 +1,68 @@
 #!/usr/bin/env bash
 # Benchmarks Osprey side by side with Triton 2.51 (python backend), KServe 0.21 and MLServer 1.7.1
-# serving the same ONNX model (models/mlp) and driven by the same load (`osprey loadtest`), then
-# combines the results into one report (`osprey report`). See scripts/peers/README.md.
+# serving the same ONNX model (models/mlp) and driven by the same client. See scripts/peers/README.md.
 #
-#   scripts/compare_peers.sh                      # everything
-#   DURATION=10 PEERS="osprey triton" scripts/compare_peers.sh
+#   CLIENT=perf_analyzer (default): NVIDIA's perf_analyzer (scripts/perf_analyzer.sh) drives Osprey
+#     and Triton over gRPC and REST (binary tensors), batch-1 requests; Osprey serves the model from
+#     a repository written as a Triton user writes it (platform onnxruntime_onnx, dynamic_batching,
+#     no parameters) with its default flags; for every run the server's CPU time per inference (its
+#     whole process tree, from /proc) and average batch size (from its statistics) are reported too.
+#     KServe and MLServer are skipped: perf_analyzer needs /v2/models/{m}/config, which they lack.
+#   CLIENT=loadtest: `osprey loadtest` against all four (REST JSON, REST binary, gRPC) and one
+#     report (`osprey report`).
+#
+#   SKIP_BUILD=1 scripts/compare_peers.sh                          # perf_analyzer, osprey + triton
+#   SKIP_BUILD=1 DURATION=2000 CONCURRENCY=1,8 scripts/compare_peers.sh
+#   SKIP_BUILD=1 CLIENT=loadtest DURATION=10 PEERS="osprey triton" scripts/compare_peers.sh
 #
 # Environment (all optional):
+#   CLIENT        perf_analyzer | loadtest           default perf_analyzer
 #   PEERS         targets, in order                  default "osprey triton kserve mlserver"
-#   DURATION      measured seconds per step          default 5
-#   WARMUP        unmeasured seconds per step        default 1
+#   DURATION      perf_analyzer: --measurement-interval in ms, default 5000 (each call runs at
+#                 most 3 such trials; a value under 100 is taken as seconds);
+#                 loadtest: measured seconds per step, default 5
+#   WARMUP        loadtest only: unmeasured seconds per step   default 1
 #   CONCURRENCY   closed-loop levels                 default 1,8,64
+#   PA_TIMEOUT    perf_analyzer only: seconds per perf_analyzer call, default 4 intervals + 30,
+#                 at least 120
+#   PA_WINDOW_REQUESTS perf_analyzer only: requests per measurement window (count windows),
+#                 default 4000; 0 = time windows of DURATION ms. perf_analyzer 2.51's window
+#                 summary is quadratic in the requests a window holds: with time windows it
+#                 never finishes at ~8k requests/s or more (see scripts/peers/README.md)
 #   SKIP_BUILD=1  use target/release/osprey as it is (no cargo build)
 #   READY_TIMEOUT seconds to wait for a server       default 120
 #   INSTALL_TIMEOUT seconds per pip install          default 1800
-#   PEER_ORT_THREADS ONNX Runtime intra-op threads in the peers' model code, default 1 (as Osprey's
-#                 models/mlp/config.pbtxt)
+#   PEER_ORT_THREADS ONNX Runtime intra-op threads in the peers' model code; 0 = not set (ONNX
+#                 Runtime decides, one per core). Default 0 with perf_analyzer (defaults on both
+#                 sides: Osprey's generated config sets no intra_op_thread_count either), 1 with
+#                 loadtest (as Osprey's models/mlp/config.pbtxt)
 # Servers run one at a time on loopback; every wait and every load run is bounded by `timeout`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
+CLIENT=${CLIENT:-perf_analyzer}
 PEERS=${PEERS:-"osprey triton kserve mlserver"}
-DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 CONCURRENCY=${CONCURRENCY:-1,8,64}
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 INSTALL_TIMEOUT=${INSTALL_TIMEOUT:-1800}
 REQUEST_TIMEOUT=${REQUEST_TIMEOUT:-10}
-export PEER_ORT_THREADS=${PEER_ORT_THREADS:-1}
 PYTHON=${PYTHON:-python3}
+case $CLIENT in
+  perf_analyzer)
+    DURATION=${DURATION:-5000}
+    if [ "$DURATION" -lt 100 ]; then
+      echo "DURATION=$DURATION is in milliseconds with CLIENT=perf_analyzer: taking it as ${DURATION}000 ms"
+      DURATION=${DURATION}000
+    fi
+    PA_TIMEOUT=${PA_TIMEOUT:-$(( 4 * DURATION / 1000 + 30 > 120 ? 4 * DURATION / 1000 + 30 : 120 ))}
+    export PEER_ORT_THREADS=${PEER_ORT_THREADS:-0} ;;
+  loadtest)
+    DURATION=${DURATION:-5}
+    export PEER_ORT_THREADS=${PEER_ORT_THREADS:-1} ;;
+  *) echo "CLIENT must be perf_analyzer or loadtest, not '$CLIENT'" >&2; exit 2 ;;
+esac
 
 MODEL=mlp
 ONNX=$ROOT/models/mlp/1/model.onnx
@@ -170,6 +203,41 @@ install_peer() {
 }
 
 # ---------------------------------------------------------------------------- per-peer setup
+# Osprey's repository for CLIENT=perf_analyzer, written as a Triton user writes it for the native
+# onnxruntime backend: the same model.onnx, no Osprey-specific parameters (no intra_op_thread_count).
+prepare_osprey_repo() {
+  local repo=$WORK/osprey/repo
+  rm -rf "$repo"
+  mkdir -p "$repo/$MODEL/1"
+  cp "$ONNX" "$repo/$MODEL/1/model.onnx"
+  cat >"$repo/$MODEL/config.pbtxt" <<EOF
+name: "$MODEL"
+platform: "onnxruntime_onnx"
+max_batch_size: 64
+input [
+  {
+    name: "input"
+    data_type: TYPE_FP32
+    dims: [ 64 ]
+  }
+]
+output [
+  {
+    name: "output"
+    data_type: TYPE_FP32
+    dims: [ 10 ]
+  }
+]
+instance_group [
+  {
+    count: 1
+    kind: KIND_CPU
+  }
+]
+dynamic_batching { }
+EOF
+}
+
 prepare_triton() {
   local dir=$WORK/triton venv=$WORK/triton/venv
   local pt
@@ -217,9 +285,17 @@ launch() {
   mkdir -p "$WORK/$name"
   case $name in
     osprey)
-      start_server osprey "$log" "$OSPREY" serve --model-repository "$ROOT/models" --model "$MODEL" \
-        --address 127.0.0.1 --http-port "${HTTP_PORT[osprey]}" --grpc-port "${GRPC_PORT[osprey]}" \
-        --metrics-port "${METRICS_PORT[osprey]}" ;;
+      if [ "$CLIENT" = perf_analyzer ]; then
+        # Default flags (but loopback addresses and the ports), on the Triton user's repository.
+        prepare_osprey_repo
+        start_server osprey "$log" "$OSPREY" serve --model-repository "$WORK/osprey/repo" \
+          --address 127.0.0.1 --http-port "${HTTP_PORT[osprey]}" --grpc-port "${GRPC_PORT[osprey]}" \
+          --metrics-port "${METRICS_PORT[osprey]}"
+      else
+        start_server osprey "$log" "$OSPREY" serve --model-repository "$ROOT/models" --model "$MODEL" \
+          --address 127.0.0.1 --http-port "${HTTP_PORT[osprey]}" --grpc-port "${GRPC_PORT[osprey]}" \
+          --metrics-port "${METRICS_PORT[osprey]}"
+      fi ;;
     triton)
       prepare_triton
       start_server triton "$log" env PATH="$WORK/triton/venv/bin:$PATH" \
@@ -282,8 +358,48 @@ print(", ".join(f"{k}={v}" for k, v in sorted(bad.items())))' "$out")
   fi
 }
 
+# run_pa NAME TRANSPORT CONCURRENCY: one bounded perf_analyzer call between two samples of the
+# server's CPU time (its whole session, from /proc) and statistics (scripts/pa_measure.py).
+run_pa() {
+  local name=$1 transport=$2 conc=$3 url
+  if [ "$transport" = grpc ]; then url=127.0.0.1:${GRPC_PORT[$name]}; else url=127.0.0.1:${HTTP_PORT[$name]}; fi
+  local base=$RESULTS/pa-$name-$transport-c$conc
+  echo "--- $name $transport concurrency $conc (perf_analyzer bounded to ${PA_TIMEOUT}s)"
+  local rc=0
+  # pa_measure.py kills perf_analyzer at PA_TIMEOUT; the outer bound covers its statistics calls.
+  bounded $(( PA_TIMEOUT + 60 )) "$PYTHON" "$ROOT/scripts/pa_measure.py" run --sid "$SERVER_PID" \
+    --stats-url "127.0.0.1:${HTTP_PORT[$name]}" --model "$MODEL" --url "$url" --protocol "$transport" \
+    --concurrency "$conc" --interval-ms "$DURATION" --timeout "$PA_TIMEOUT" --csv "$base.csv" \
+    --target "$name" --out "$RESULTS/pa.jsonl" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    local why=""
+    if [ "$rc" -eq 2 ]; then
+      why=$(tail -n 1 "$RESULTS/pa.jsonl" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["error"])' 2>/dev/null || true)
+    else
+      why="pa_measure.py exit $rc"
+    fi
+    echo "!!! $name $transport c=$conc: ${why:-failed}; perf_analyzer's output: $base.log"
+    FAILURES+=("$name $transport c=$conc: ${why:-failed}")
+  fi
+}
+
 # ---------------------------------------------------------------------------- main
 FAILURES=()
+SKIPPED=()
+if [ "$CLIENT" = perf_analyzer ]; then
+  run_peers=""
+  for name in $PEERS; do
+    case $name in
+      osprey|triton) run_peers+=" $name" ;;
+      kserve|mlserver)
+        why="$name: skipped with CLIENT=perf_analyzer: it has no /v2/models/{m}/config (Triton's model-configuration extension), which perf_analyzer reads first; CLIENT=loadtest measures it"
+        echo "$why"
+        SKIPPED+=("$why") ;;
+      *) echo "unknown target $name" >&2; exit 2 ;;
+    esac
+  done
+  PEERS=${run_peers# }
+fi
 OSPREY_SRC=$ROOT/target/release/osprey
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   phase_start "build osprey"
@@ -301,9 +417,18 @@ for name in $PEERS; do
   [ "$name" = osprey ] && continue
   install_peer "$name" || FAILURES+=("$name: install failed")
 done
+if [ "$CLIENT" = perf_analyzer ]; then
+  # perf_analyzer from the tritonclient 2.51.0 wheel, into .osprey/perf_analyzer (once).
+  bounded "$INSTALL_TIMEOUT" bash "$ROOT/scripts/perf_analyzer.sh" --version >"$WORK/perf_analyzer-install.log" 2>&1 || {
+    echo "perf_analyzer install failed, see $WORK/perf_analyzer-install.log" >&2
+    tail -n 20 "$WORK/perf_analyzer-install.log" >&2
+    exit 1
+  }
+  echo "$(grep -m1 -i 'perf analyzer version' "$WORK/perf_analyzer-install.log" || echo 'perf_analyzer installed')"
+fi
 phase_end
 
-rm -f "$RESULTS"/*.json "$RESULTS"/*.log
+rm -f "$RESULTS"/*.json "$RESULTS"/*.log "$RESULTS"/*.csv "$RESULTS"/*.jsonl
 for name in $PEERS; do
   if [ "$name" != osprey ] && [ ! -f "$WORK/$name/venv/.osprey-installed" ]; then
     echo "skipping $name: not installed"
@@ -320,14 +445,59 @@ for name in $PEERS; do
   fi
   phase_end
   phase_start "load $name"
-  for transport in ${TRANSPORTS[$name]}; do
-    run_load "$name" "$transport"
-  done
+  if [ "$CLIENT" = perf_analyzer ]; then
+    # gRPC first: should a REST run leave the server stuck, the gRPC figures are already in.
+    for transport in grpc http; do
+      for conc in ${CONCURRENCY//,/ }; do
+        run_pa "$name" "$transport" "$conc"
+      done
+    done
+  else
+    for transport in ${TRANSPORTS[$name]}; do
+      run_load "$name" "$transport"
+    done
+  fi
   phase_end
   phase_start "stop $name"
   stop_server
   phase_end
 done
+
+if [ "$CLIENT" = perf_analyzer ]; then
+  phase_start "report"
+  if [ -s "$RESULTS/pa.jsonl" ]; then
+    echo "perf_analyzer -b 1 --shape input:64 --measurement-interval $DURATION --measurement-mode count_windows --measurement-request-count ${PA_WINDOW_REQUESTS:-4000} --stability-percentage 1000 --max-trials 3"
+    echo "server CPU: utime+stime of the server's process tree over the perf_analyzer call / inferences its statistics counted"
+    echo "osprey: default flags on $WORK/osprey/repo; triton: python backend, PEER_ORT_THREADS=$PEER_ORT_THREADS (0 = ONNX Runtime's default)"
+    echo
+    "$PYTHON" "$ROOT/scripts/pa_measure.py" report --ratio osprey/triton --csv "$WORK/pa_report.csv" \
+      --md "$WORK/pa_report.md" --title "compare_peers.sh: perf_analyzer, DURATION=$DURATION ms, PEER_ORT_THREADS=$PEER_ORT_THREADS" \
+      "$RESULTS/pa.jsonl" || FAILURES+=("pa_measure.py report failed")
+  else
+    echo "no results" >&2
+    FAILURES+=("no perf_analyzer results")
+  fi
+  phase_end
+  echo
+  echo "=== timings"
+  printf '%s\n' "${PHASES[@]}"
+  printf '%-28s %5ss\n' "total" "$(( $(date +%s) - T0 ))"
+  echo
+  echo "results (perf_analyzer CSV and log per run, pa.jsonl): $RESULTS"
+  echo "report: $WORK/pa_report.csv and $WORK/pa_report.md"
+  if [ ${#SKIPPED[@]} -gt 0 ]; then
+    echo
+    echo "=== skipped"
+    printf '  %s\n' "${SKIPPED[@]}"
+  fi
+  if [ ${#FAILURES[@]} -gt 0 ]; then
+    echo
+    echo "=== failures"
+    printf '  %s\n' "${FAILURES[@]}"
+    exit 1
+  fi
+  exit 0
+fi
 
 phase_start "report"
 shopt -s nullglob

@@ -273,6 +273,79 @@ parameters { key: "intra_op_thread_count" value: { string_value: "1" } }
     return write_reference("identity", [{"input": in_rng.standard_normal((2, 64)).astype(np.float32)}])
 
 
+# --------------------------------------------------------------------------- heavy
+
+
+def gen_heavy() -> list[str]:
+    """An MLP heavy enough that batching must pay: 512 -> 2048 -> 2048 -> 10 (about 5.3M FP32
+    weights, ~10.6 MFLOP per row), MatMul + Add + Relu, He-initialised so outputs stay O(1)."""
+    rng = np.random.default_rng(2048)
+    dims = [512, 2048, 2048, 10]
+    weights = []
+    for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
+        # He init for the Relu layers, plain 1/sqrt(fan_in) for the linear output layer.
+        gain = 2.0 if i < len(dims) - 2 else 1.0
+        w = (rng.standard_normal((fan_in, fan_out)) * np.sqrt(gain / fan_in)).astype(np.float32)
+        b = (rng.standard_normal(fan_out) * 0.01).astype(np.float32)
+        weights.append((w, b))
+
+    nodes, initializers, x = [], [], "input"
+    for i, (w, b) in enumerate(weights, start=1):
+        last = i == len(weights)
+        initializers += [numpy_helper.from_array(w, f"W{i}"), numpy_helper.from_array(b, f"B{i}")]
+        nodes.append(helper.make_node("MatMul", [x, f"W{i}"], [f"mm{i}"], name=f"matmul{i}"))
+        add_out = "output" if last else f"pre{i}"
+        nodes.append(helper.make_node("Add", [f"mm{i}", f"B{i}"], [add_out], name=f"add{i}"))
+        if not last:
+            nodes.append(helper.make_node("Relu", [add_out], [f"h{i}"], name=f"relu{i}"))
+            x = f"h{i}"
+    graph = helper.make_graph(
+        nodes=nodes,
+        name="heavy",
+        inputs=[helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 512])],
+        outputs=[helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 10])],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
+    write_model(MODELS / "heavy" / "1" / "model.onnx", strip_metadata(model))
+    write_text(
+        MODELS / "heavy" / "config.pbtxt",
+        """# FP32 MLP 512 -> 2048 -> 2048 -> 10 (scripts/gen_models.py): heavy enough that batching pays.
+# No intra_op_thread_count: Osprey's automatic setting (--intra-op-threads 0).
+name: "heavy"
+platform: "onnxruntime_onnx"
+max_batch_size: 64
+input [
+  {
+    name: "input"
+    data_type: TYPE_FP32
+    dims: [ 512 ]
+  }
+]
+output [
+  {
+    name: "output"
+    data_type: TYPE_FP32
+    dims: [ 10 ]
+  }
+]
+instance_group [
+  {
+    count: 1
+    kind: KIND_CPU
+  }
+]
+dynamic_batching { }
+""",
+    )
+    in_rng = np.random.default_rng(512)
+    cases = [
+        {"input": in_rng.standard_normal((3, 512)).astype(np.float32)},
+        {"input": in_rng.standard_normal((1, 512)).astype(np.float32)},
+    ]
+    return write_reference("heavy", cases)
+
+
 # --------------------------------------------------------------------------- iris
 
 
@@ -488,6 +561,7 @@ def main() -> None:
         ("mlp", gen_mlp),
         ("linear", gen_linear),
         ("identity", gen_identity),
+        ("heavy", gen_heavy),
         ("iris", gen_iris),
         ("text_sentiment", gen_text_sentiment),
     ]:

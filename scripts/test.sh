@@ -10,4 +10,6 @@ bash scripts/k8s/build-apiserver.sh >/dev/null
 # cargo test also builds target/debug/osprey (the integration tests run it), so the
 # conformance tests reuse that binary: one profile, no second build.
 cargo test --workspace --all-targets
+# The scheduler's wake-up protocol, every interleaving up to two preemptions (loom).
+LOOM_MAX_PREEMPTIONS=2 cargo test -p osprey-dispatch --features loom --release --test loom
 OSPREY_BIN="$PWD/target/debug/osprey" .venv/bin/python -m pytest -q server/tests/conformance

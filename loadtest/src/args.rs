@@ -31,6 +31,11 @@ pub struct LoadtestArgs {
     /// metadata then comes over gRPC and statistics are skipped).
     #[arg(long)]
     pub stats_url: Option<String>,
+    /// The server's Prometheus endpoint (host:port, path /metrics): its `process_cpu_seconds_total`
+    /// read before and after each step gives the server CPU per inference. Default: port 8002
+    /// on the host of --url (Osprey's default); skipped when nothing answers there.
+    #[arg(long)]
+    pub metrics_url: Option<String>,
     #[arg(long, value_enum, default_value = "rest-binary")]
     pub transport: Transport,
     /// Model name.

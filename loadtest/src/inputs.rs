@@ -99,7 +99,11 @@ pub fn make_data(datatype: DataType, count: usize, kind: InputData) -> anyhow::R
             _ => osprey_protocol::json::JsonScalar::U64((v * 100.0) as u64),
         })
         .collect();
-    Ok(TensorData::from_json(datatype, scalars, "input")?)
+    Ok(TensorData::from_json(
+        datatype,
+        osprey_protocol::json::JsonData::Scalars(scalars),
+        "input",
+    )?)
 }
 
 /// The input tensors to send: the requests of `--input-file` (a v2 JSON request or an array of

@@ -30,7 +30,8 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Vec<record::StepResult>> 
         let before = server_stats::fetch(&args).await;
         let mut result = driver::run_step(&target, &step, &args).await;
         let after = server_stats::fetch(&args).await;
-        result.server = server_stats::delta(before.as_ref(), after.as_ref());
+        let client_rows = result.ok * args.batch_size as u64;
+        result.server = server_stats::delta(&before, &after, client_rows);
         if !args.quiet {
             eprintln!("{}", result.summary_line());
         }

@@ -7,14 +7,14 @@ use std::fmt::Write as _;
 /// The CSV header and rows.
 pub fn csv(results: &[StepResult]) -> String {
     let mut out = String::from(
-        "target,transport,model,mode,concurrency,rate,seconds,requests,ok,errors,throughput,p50_us,p90_us,p99_us,p999_us,max_us,server_avg_batch,server_avg_queue_us,server_avg_compute_us\n",
+        "target,transport,model,mode,concurrency,rate,seconds,requests,ok,errors,throughput,p50_us,p90_us,p99_us,p999_us,max_us,server_avg_batch,server_avg_queue_us,server_avg_compute_us,server_cpu_us_per_inference\n",
     );
     for r in results {
         let errors: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let s = r.server.clone().unwrap_or_default();
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{:.3},{},{},{},{:.1},{},{},{},{},{},{:.2},{:.1},{:.1}",
+            "{},{},{},{},{},{},{:.3},{},{},{},{:.1},{},{},{},{},{},{:.2},{:.1},{:.1},{}",
             r.target,
             r.transport,
             r.model,
@@ -33,7 +33,10 @@ pub fn csv(results: &[StepResult]) -> String {
             r.latency.max_us,
             s.avg_batch_size,
             s.avg_queue_us,
-            s.avg_compute_us
+            s.avg_compute_us,
+            s.cpu_us_per_inference
+                .map(|c| format!("{c:.1}"))
+                .unwrap_or_default()
         );
     }
     out

@@ -67,6 +67,10 @@ pub struct ServerView {
     pub avg_batch_size: f64,
     pub avg_queue_us: f64,
     pub avg_compute_us: f64,
+    /// Server CPU time (user + system, whole process) per inference in the step, in µs, from
+    /// its `process_cpu_seconds_total`.
+    #[serde(default)]
+    pub cpu_us_per_inference: Option<f64>,
 }
 
 /// One step's results.
@@ -124,7 +128,13 @@ impl StepResult {
         let batch = self
             .server
             .as_ref()
-            .map(|s| format!(", server avg batch {:.2}", s.avg_batch_size))
+            .map(|s| {
+                let cpu = s
+                    .cpu_us_per_inference
+                    .map(|c| format!(", server CPU {c:.1} µs/inference"))
+                    .unwrap_or_default();
+                format!(", server avg batch {:.2}{cpu}", s.avg_batch_size)
+            })
             .unwrap_or_default();
         format!(
             "{} {} {}: {:.0} infer/s, p50 {} µs, p99 {} µs, max {} µs, {} ok, errors {:?}{batch}",

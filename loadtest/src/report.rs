@@ -57,7 +57,7 @@ fn load_of(r: &StepResult) -> String {
 /// The summary as aligned text.
 pub fn text_table(results: &[StepResult]) -> String {
     let mut out = format!(
-        "{:<44} {:>8} {:>10} {:>9} {:>9} {:>9} {:>8} {:>9}\n",
+        "{:<44} {:>8} {:>10} {:>9} {:>9} {:>9} {:>8} {:>9} {:>11}\n",
         "target / transport / model",
         "load",
         "infer/s",
@@ -65,7 +65,8 @@ pub fn text_table(results: &[StepResult]) -> String {
         "p99 us",
         "max us",
         "errors",
-        "avg batch"
+        "avg batch",
+        "cpu us/inf"
     );
     for r in results {
         let errors: u64 = r.errors.values().sum();
@@ -73,9 +74,14 @@ pub fn text_table(results: &[StepResult]) -> String {
             .server
             .as_ref()
             .map_or("-".to_string(), |s| format!("{:.2}", s.avg_batch_size));
+        let cpu = r
+            .server
+            .as_ref()
+            .and_then(|s| s.cpu_us_per_inference)
+            .map_or("-".to_string(), |c| format!("{c:.1}"));
         let _ = writeln!(
             out,
-            "{:<44} {:>8} {:>10.0} {:>9} {:>9} {:>9} {:>8} {:>9}",
+            "{:<44} {:>8} {:>10.0} {:>9} {:>9} {:>9} {:>8} {:>9} {:>11}",
             series_name(r),
             load_of(r),
             r.throughput,
@@ -83,7 +89,8 @@ pub fn text_table(results: &[StepResult]) -> String {
             r.latency.p99_us,
             r.latency.max_us,
             errors,
-            batch
+            batch,
+            cpu
         );
     }
     out

@@ -1,4 +1,7 @@
-//! JSON tensor data: flat or nested arrays flattened row-major while parsing.
+//! JSON tensor data: flat or nested arrays flattened row-major while parsing. Arrays of numbers
+//! (the common case: FP32 inputs) are collected as plain `f64`s, 8 bytes an element with no
+//! per-element tag; anything else (strings, booleans, integers beyond 2^53, which `f64` cannot
+//! hold exactly) switches the array to tagged scalars.
 
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -28,18 +31,77 @@ impl JsonScalar {
 }
 
 /// Tensor `data` as sent in JSON, already flattened in row-major order.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct JsonData(pub Vec<JsonScalar>);
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonData {
+    /// Every element a number that `f64` holds exactly.
+    Numbers(Vec<f64>),
+    /// Anything else.
+    Scalars(Vec<JsonScalar>),
+}
 
-impl<'de> Deserialize<'de> for JsonData {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut out = Vec::new();
-        Flatten(&mut out).deserialize(d)?;
-        Ok(JsonData(out))
+impl Default for JsonData {
+    fn default() -> JsonData {
+        JsonData::Numbers(Vec::new())
     }
 }
 
-struct Flatten<'a>(&'a mut Vec<JsonScalar>);
+impl JsonData {
+    pub fn len(&self) -> usize {
+        match self {
+            JsonData::Numbers(v) => v.len(),
+            JsonData::Scalars(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every element as a tagged scalar.
+    pub fn into_scalars(self) -> Vec<JsonScalar> {
+        match self {
+            JsonData::Numbers(v) => v.into_iter().map(JsonScalar::F64).collect(),
+            JsonData::Scalars(v) => v,
+        }
+    }
+
+    fn push(&mut self, v: JsonScalar) {
+        match (&mut *self, v) {
+            (JsonData::Numbers(n), JsonScalar::F64(f)) => n.push(f),
+            (JsonData::Numbers(n), JsonScalar::I64(i)) if i.unsigned_abs() <= EXACT => {
+                n.push(i as f64)
+            }
+            (JsonData::Numbers(n), JsonScalar::U64(u)) if u <= EXACT => n.push(u as f64),
+            (JsonData::Scalars(s), v) => s.push(v),
+            (JsonData::Numbers(n), v) => {
+                let mut s: Vec<JsonScalar> =
+                    std::mem::take(n).into_iter().map(JsonScalar::F64).collect();
+                s.push(v);
+                *self = JsonData::Scalars(s);
+            }
+        }
+    }
+
+    fn reserve(&mut self, n: usize) {
+        match self {
+            JsonData::Numbers(v) => v.reserve(n),
+            JsonData::Scalars(v) => v.reserve(n),
+        }
+    }
+}
+
+/// The largest integer magnitude every `f64` integer up to holds exactly (2^53).
+const EXACT: u64 = 1 << 53;
+
+impl<'de> Deserialize<'de> for JsonData {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut out = JsonData::default();
+        Flatten(&mut out).deserialize(d)?;
+        Ok(out)
+    }
+}
+
+struct Flatten<'a>(&'a mut JsonData);
 
 impl<'de> DeserializeSeed<'de> for Flatten<'_> {
     type Value = ();
@@ -79,7 +141,7 @@ impl<'de> Visitor<'de> for Flatten<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         if let Some(n) = seq.size_hint() {
-            self.0.reserve(n);
+            self.0.reserve(n.min(4096));
         }
         while seq.next_element_seed(Flatten(self.0))?.is_some() {}
         Ok(())
@@ -93,17 +155,29 @@ mod tests {
     #[test]
     fn flattens_nested_arrays() {
         let d: JsonData = serde_json::from_str("[[1, 2], [3.5, -4]]").expect("valid");
-        assert_eq!(
-            d.0,
-            vec![
-                JsonScalar::U64(1),
-                JsonScalar::U64(2),
-                JsonScalar::F64(3.5),
-                JsonScalar::I64(-4)
-            ]
-        );
+        assert_eq!(d, JsonData::Numbers(vec![1.0, 2.0, 3.5, -4.0]));
         let s: JsonData = serde_json::from_str(r#"["a", ["b"]]"#).expect("valid");
-        assert_eq!(s.0.len(), 2);
+        assert_eq!(s.len(), 2);
+        assert!(matches!(s, JsonData::Scalars(_)));
+    }
+
+    #[test]
+    fn integers_beyond_f64_stay_exact() {
+        let big = (1u64 << 53) + 1;
+        let d: JsonData = serde_json::from_str(&format!("[1.5, {big}, true]")).expect("valid");
+        assert_eq!(
+            d,
+            JsonData::Scalars(vec![
+                JsonScalar::F64(1.5),
+                JsonScalar::U64(big),
+                JsonScalar::Bool(true)
+            ])
+        );
+        let neg: JsonData = serde_json::from_str("[-9007199254740993]").expect("valid");
+        assert_eq!(
+            neg,
+            JsonData::Scalars(vec![JsonScalar::I64(-9007199254740993)])
+        );
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub(crate) fn decode_tensors(
                 let raw = binary.split_to(size);
                 TensorData::from_wire(datatype, &raw, &t.name)?
             }
-            (None, Some(json)) => TensorData::from_json(datatype, json.0, &t.name)?,
+            (None, Some(json)) => TensorData::from_json(datatype, json, &t.name)?,
             (None, None) => return Err(ProtocolError::MissingData(t.name)),
         };
         out.push(Tensor::new(t.name, t.shape, data)?);

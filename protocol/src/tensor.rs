@@ -3,7 +3,7 @@
 use crate::datatype::DataType;
 use crate::element::{decode_le, encode_le, Element};
 use crate::error::ProtocolError;
-use crate::json::JsonScalar;
+use crate::json::{JsonData, JsonScalar};
 use bytes::Bytes;
 use half::{bf16, f16};
 use serde::ser::{Serialize, SerializeSeq, Serializer};
@@ -176,7 +176,7 @@ impl TensorData {
     /// Converts JSON scalars to the datatype, naming `what` and the element index on failure.
     pub fn from_json(
         datatype: DataType,
-        values: Vec<JsonScalar>,
+        values: JsonData,
         what: &str,
     ) -> Result<TensorData, ProtocolError> {
         let bad = |i: usize, v: &JsonScalar| ProtocolError::JsonElement {
@@ -184,6 +184,21 @@ impl TensorData {
             index: i,
             datatype,
             got: v.describe(),
+        };
+        let values = match values {
+            JsonData::Numbers(numbers) => {
+                // The fast path: plain numbers straight into the element type.
+                return Ok(build_tensor_data!(datatype, T => numbers
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| T::from_json(&JsonScalar::F64(v)).ok_or_else(|| bad(i, &JsonScalar::F64(v))))
+                .collect::<Result<Vec<T>, ProtocolError>>(),
+                bytes => match numbers.first() {
+                    Some(&v) => Err(bad(0, &JsonScalar::F64(v))),
+                    None => Ok(Vec::new()),
+                }));
+            }
+            JsonData::Scalars(scalars) => scalars,
         };
         Ok(build_tensor_data!(datatype, T => values
                 .iter()
@@ -348,12 +363,8 @@ mod tests {
 
     #[test]
     fn json_errors_name_the_element() {
-        let err = TensorData::from_json(
-            DataType::Int8,
-            vec![JsonScalar::I64(1), JsonScalar::I64(999)],
-            "x",
-        )
-        .unwrap_err();
+        let err = TensorData::from_json(DataType::Int8, JsonData::Numbers(vec![1.0, 999.0]), "x")
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "input 'x': element 1: expected an INT8 value, got number 999"

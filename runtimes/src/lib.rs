@@ -30,4 +30,7 @@ pub trait Runtime: Send + 'static {
 pub struct LoadOptions {
     /// Intra-op threads per instance; 0 lets the runtime choose.
     pub intra_op_threads: usize,
+    /// Whether idle intra-op threads spin waiting for work (lower latency for the model, a core
+    /// burnt per thread while the request path needs it); off unless asked for.
+    pub intra_op_spinning: bool,
 }

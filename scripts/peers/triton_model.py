@@ -15,9 +15,13 @@ class TritonPythonModel:
     def initialize(self, args):
         path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
         opts = ort.SessionOptions()
-        # One intra-op thread, as Osprey's models/mlp/config.pbtxt asks of its own runtime.
-        opts.intra_op_num_threads = int(os.environ.get("PEER_ORT_THREADS", "1"))
-        opts.inter_op_num_threads = 1
+        # PEER_ORT_THREADS (set by compare_peers.sh): N > 0 intra-op threads, e.g. 1 as Osprey's
+        # models/mlp/config.pbtxt asks of its own runtime; 0 sets nothing, ONNX Runtime's defaults
+        # (one intra-op thread per core), as a Triton user's model.py would.
+        threads = int(os.environ.get("PEER_ORT_THREADS", "1"))
+        if threads > 0:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
         self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
     def execute(self, requests):

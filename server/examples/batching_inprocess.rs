@@ -46,10 +46,9 @@ async fn main() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         repo(dir.path(), batching)?;
         let settings = LoadSettings {
-            intra_op_threads: 0,
             default_max_batch_size: 4,
             queue_per_instance: 1024,
-            batcher: None,
+            ..Default::default()
         };
         let registry = Arc::new(Registry::new(
             dir.path().to_path_buf(),

@@ -86,10 +86,16 @@ pub struct ServeArgs {
     /// variable first dimension (Triton's default-max-batch-size).
     #[arg(long, default_value_t = 4)]
     pub default_max_batch_size: i32,
-    /// ONNX Runtime intra-op threads per model instance (0: ONNX Runtime decides). A model's
+    /// ONNX Runtime intra-op threads per model instance. 0 (the default): one core is left to
+    /// the front ends and the others are shared among the model's instances, at least one
+    /// thread each (2 cores, 1 instance: 1 thread; 16 cores, 1 instance: 15). A model's
     /// `intra_op_thread_count` parameter overrides it.
     #[arg(long, default_value_t = 0)]
     pub intra_op_threads: usize,
+    /// Let ONNX Runtime's idle intra-op threads spin waiting for work instead of sleeping
+    /// (lower model latency, but each spinning thread takes a core from the request path).
+    #[arg(long)]
+    pub intra_op_spinning: bool,
     /// Requests that may wait per model instance before new ones get 503.
     #[arg(long, default_value_t = 1024)]
     pub queue_per_instance: usize,

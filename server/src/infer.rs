@@ -5,7 +5,7 @@ use crate::classify::{classify, requested_count};
 use crate::error::ServerError;
 use crate::metrics::Protocol;
 use crate::model::LoadedModel;
-use osprey_protocol::{InferRequest, InferResponse, Tensor};
+use osprey_protocol::{InferRequest, InferResponse, RequestedOutput, Tensor};
 use std::time::{Duration, Instant};
 
 /// Runs a decoded request on a ready model version and records statistics and metrics.
@@ -50,7 +50,7 @@ pub async fn predict(
     mut inputs: Vec<Tensor>,
     params: &osprey_protocol::Parameters,
     rows: usize,
-    outputs: &[String],
+    outputs: &[RequestedOutput],
 ) -> Result<(Vec<Tensor>, Duration), ServerError> {
     model.stages.preprocess(&mut inputs)?;
     let executed = model
@@ -71,9 +71,8 @@ async fn run(
     }
     let rows = request_rows(model, &req.inputs);
     let inputs = std::mem::take(&mut req.inputs);
-    let wanted: Vec<String> = req.outputs.iter().map(|o| o.name.clone()).collect();
     let (mut outputs, queue) =
-        predict(model, inputs, &req.parameters, rows as usize, &wanted).await?;
+        predict(model, inputs, &req.parameters, rows as usize, &req.outputs).await?;
     model.stages.postprocess(&mut outputs)?;
     if !req.outputs.is_empty() {
         // Requested outputs come back in the order they were asked for.

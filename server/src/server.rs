@@ -83,6 +83,7 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
     tracing::info!(library = %library.display(), "ONNX Runtime loaded");
     let settings = LoadSettings {
         intra_op_threads: args.intra_op_threads,
+        intra_op_spinning: args.intra_op_spinning,
         default_max_batch_size: args.default_max_batch_size,
         queue_per_instance: args.queue_per_instance,
         batcher: args

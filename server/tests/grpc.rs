@@ -22,7 +22,7 @@ fn request(model: &str, inputs: &[Value]) -> ModelInferRequest {
             let values: osprey_protocol::json::JsonData =
                 serde_json::from_value(t["data"].clone()).unwrap();
             raw.push(Bytes::from(
-                TensorData::from_json(dt, values.0, "t").unwrap().to_wire(),
+                TensorData::from_json(dt, values, "t").unwrap().to_wire(),
             ));
             InferInputTensor {
                 name: t["name"].as_str().unwrap().into(),

@@ -100,7 +100,7 @@ async fn json_inference_matches_reference() {
 fn to_wire(datatype: &str, data: &Value) -> Vec<u8> {
     let dt: DataType = datatype.parse().unwrap();
     let values: osprey_protocol::json::JsonData = serde_json::from_value(data.clone()).unwrap();
-    TensorData::from_json(dt, values.0, "t").unwrap().to_wire()
+    TensorData::from_json(dt, values, "t").unwrap().to_wire()
 }
 
 fn from_wire(datatype: &str, raw: &[u8]) -> Value {

@@ -72,6 +72,11 @@ impl OnnxEnvironment {
                 .with_intra_threads(opts.intra_op_threads)
                 .map_err(|e| fail(e.to_string()))?;
         }
+        builder = builder
+            .with_intra_op_spinning(opts.intra_op_spinning)
+            .map_err(|e| fail(e.to_string()))?
+            .with_inter_op_spinning(false)
+            .map_err(|e| fail(e.to_string()))?;
         let session = builder
             .commit_from_file(path)
             .map_err(|e| fail(e.to_string()))?;

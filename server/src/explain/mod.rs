@@ -71,7 +71,10 @@ pub(crate) async fn evaluate(
         sizes.push(rows % chunk);
     }
     let parts = split_outputs(inputs, &sizes).map_err(|e| ServerError::Internal(e.to_string()))?;
-    let wanted = [output.to_string()];
+    let wanted = [osprey_protocol::RequestedOutput {
+        name: output.to_string(),
+        parameters: Default::default(),
+    }];
     let params = Default::default();
     let calls = parts.into_iter().zip(&sizes).map(|(part, &n)| {
         let wanted = &wanted;

@@ -44,8 +44,10 @@ pub fn apply_batcher(cfg: &mut ModelConfig, batcher: Option<BatcherDefaults>) {
 #[derive(Debug, Clone, Default)]
 pub struct LoadSettings {
     /// Intra-op threads per instance unless the model's `intra_op_thread_count` parameter says
-    /// otherwise; 0 lets ONNX Runtime choose.
+    /// otherwise; 0: [`auto_intra_threads`].
     pub intra_op_threads: usize,
+    /// Whether ONNX Runtime's idle intra-op threads spin (`--intra-op-spinning`).
+    pub intra_op_spinning: bool,
     /// `max_batch_size` given to models without a configuration that can batch.
     pub default_max_batch_size: i32,
     /// Requests that may wait per instance when the model's queue policy sets no
@@ -93,15 +95,31 @@ pub fn plan(model_dir: &Path, name: &str) -> Result<(ModelConfig, Vec<u64>), Str
     Ok((cfg, versions))
 }
 
-fn intra_threads(cfg: &ModelConfig, settings: &LoadSettings) -> Result<usize, String> {
+/// The default intra-op threads of each of `instances` instances on a machine of `cores` cores:
+/// one core is left to the front ends (network, decoding, batching) and the rest is shared
+/// among the instances, at least one thread each, so that instances × threads never exceeds the
+/// cores (beyond one thread per instance when instances outnumber them).
+pub fn auto_intra_threads(cores: usize, instances: usize) -> usize {
+    (cores.saturating_sub(1) / instances.max(1)).max(1)
+}
+
+fn intra_threads(
+    cfg: &ModelConfig,
+    settings: &LoadSettings,
+    instances: usize,
+) -> Result<usize, String> {
     match cfg.parameters.get("intra_op_thread_count") {
-        Some(p) => p.string_value.parse().map_err(|_| {
+        Some(p) => p.string_value.trim().parse().map_err(|_| {
             format!(
                 "parameter intra_op_thread_count '{}' is not a number",
                 p.string_value
             )
         }),
-        None => Ok(settings.intra_op_threads),
+        None if settings.intra_op_threads > 0 => Ok(settings.intra_op_threads),
+        None => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Ok(auto_intra_threads(cores, instances))
+        }
     }
 }
 
@@ -140,10 +158,12 @@ fn load_runtimes(
     match backend {
         Backend::Onnx => {
             let path = version_dir.join(backend.model_file(cfg).unwrap_or_default());
+            let accels = accelerators(cfg);
             let opts = LoadOptions {
-                intra_op_threads: intra_threads(cfg, settings)?,
+                intra_op_threads: intra_threads(cfg, settings, accels.len())?,
+                intra_op_spinning: settings.intra_op_spinning,
             };
-            for _ in accelerators(cfg) {
+            for _ in accels {
                 runtimes.push(Box::new(env.load(&path, &opts).map_err(|e| e.to_string())?));
             }
         }
@@ -167,7 +187,6 @@ pub fn load_version(
     base: &ModelConfig,
     version: u64,
     settings: &LoadSettings,
-    handle: &tokio::runtime::Handle,
 ) -> Result<LoadedModel, String> {
     let mut cfg = base.clone();
     let backend = Backend::of(&cfg)?;
@@ -199,7 +218,6 @@ pub fn load_version(
             runtimes,
             policy,
             stats.clone(),
-            handle,
         ))
     };
     let predictor_signature = config::signature(&cfg);
@@ -249,5 +267,43 @@ mod tests {
         let mut none = config::parse_pbtxt("max_batch_size: 0").expect("p");
         apply_batcher(&mut none, b);
         assert!(none.scheduling_choice.is_none());
+    }
+
+    #[test]
+    fn default_intra_op_threads_never_oversubscribe() {
+        assert_eq!(
+            auto_intra_threads(2, 1),
+            1,
+            "one core left to the front ends"
+        );
+        assert_eq!(auto_intra_threads(1, 1), 1);
+        assert_eq!(auto_intra_threads(16, 1), 15);
+        assert_eq!(auto_intra_threads(16, 4), 3);
+        assert_eq!(
+            auto_intra_threads(4, 8),
+            1,
+            "at least one thread per instance"
+        );
+        for cores in 1..=64 {
+            for instances in 1..=cores {
+                assert!(auto_intra_threads(cores, instances) * instances <= cores);
+            }
+        }
+        let settings = LoadSettings::default();
+        let cfg = config::parse_pbtxt(
+            r#"parameters { key: "intra_op_thread_count" value: { string_value: "3" } }"#,
+        )
+        .expect("parses");
+        assert_eq!(
+            intra_threads(&cfg, &settings, 1),
+            Ok(3),
+            "the model's own setting wins"
+        );
+        let bad = config::parse_pbtxt(
+            r#"parameters { key: "intra_op_thread_count" value: { string_value: "many" } }"#,
+        )
+        .expect("parses");
+        let err = intra_threads(&bad, &settings, 1).unwrap_err();
+        assert!(err.contains("intra_op_thread_count"), "{err}");
     }
 }

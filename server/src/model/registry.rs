@@ -129,16 +129,10 @@ impl Registry {
         self.set(name, loading)?;
 
         let this = self.clone();
-        let handle = tokio::runtime::Handle::current();
         let results = tokio::task::spawn_blocking(move || {
             versions
                 .into_iter()
-                .map(|v| {
-                    (
-                        v,
-                        load_version(&this.env, &dir, &cfg, v, &this.settings, &handle),
-                    )
-                })
+                .map(|v| (v, load_version(&this.env, &dir, &cfg, v, &this.settings)))
                 .collect::<Vec<_>>()
         })
         .await

@@ -1,44 +1,17 @@
-//! A model instance: an OS thread owning one runtime, running the batches the scheduler hands
-//! it: drop requests whose callers left, merge, run, split, answer.
+//! A model instance's work: drop requests whose callers left, merge, run, split, answer. Each
+//! instance is an OS thread owning one runtime that takes batches from the dispatcher.
 
-use super::queue::{Entry, Next};
+use super::queue::Entry;
 use super::{Delivery, Job, Shared};
 use crate::error::ServerError;
 use crate::model::stats::ExecutionTimes;
 use osprey_protocol::batch::split_outputs;
 use osprey_protocol::pad::concat_padded;
 use osprey_runtimes::Runtime;
-use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::OwnedSemaphorePermit;
 
-/// A batch for an instance; the permit marks the instance busy until the batch is done.
-pub struct Work {
-    pub batch: Vec<Entry<Job>>,
-    pub permit: OwnedSemaphorePermit,
-}
-
-/// The instance loop: runs until the scheduler goes away. After each batch the instance takes
-/// the next ready batch from the queue itself, so a busy model needs no hand-off through the
-/// scheduling task; it gives its permit back (waking the scheduler) only when none is ready.
-pub fn run_instance(
-    runtime: &mut dyn Runtime,
-    work: crossbeam_channel::Receiver<Work>,
-    shared: Arc<Shared>,
-) {
-    for Work { mut batch, permit } in work.iter() {
-        loop {
-            run_batch(runtime, batch, &shared);
-            match shared.poll(true).0 {
-                Next::Batch(next) => batch = next,
-                Next::WaitUntil(_) | Next::Empty => break,
-            }
-        }
-        drop(permit);
-    }
-}
-
-fn run_batch(runtime: &mut dyn Runtime, batch: Vec<Entry<Job>>, shared: &Shared) {
+/// Runs one batch: drops requests whose callers left, merges, runs, splits, answers.
+pub(super) fn run_batch(runtime: &mut dyn Runtime, batch: Vec<Entry<Job>>, shared: &Shared) {
     let start = Instant::now();
     let mut live = Vec::with_capacity(batch.len());
     for e in batch {

@@ -113,6 +113,13 @@ impl BatchPolicy {
         }
     }
 
+    /// Whether any request can have a queue timeout (a default, or an allowed override).
+    pub fn has_timeouts(&self) -> bool {
+        self.levels
+            .iter()
+            .any(|l| l.default_timeout.is_some() || l.allow_timeout_override)
+    }
+
     /// The priority level (index into `levels`) and queue timeout for a request, from its
     /// `priority` and `timeout` (microseconds) parameters.
     pub fn placement(

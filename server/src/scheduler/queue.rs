@@ -8,6 +8,25 @@ use std::time::{Duration, Instant};
 /// Non-batch dimensions of every input, by input name: requests merge only when equal.
 pub type ShapeKey = Vec<(String, Vec<i64>)>;
 
+/// The batching key of a request: its inputs' non-batch dimensions by name, sorted; inputs padded
+/// per batch (`pads`) keep only their rank.
+pub fn shape_key(inputs: &[osprey_protocol::Tensor], pads: &[(String, f64)]) -> ShapeKey {
+    let mut k: ShapeKey = inputs
+        .iter()
+        .map(|t| {
+            let dims = t.shape.get(1..).unwrap_or_default();
+            let dims = if pads.iter().any(|(n, _)| *n == t.name) {
+                vec![-1; dims.len()]
+            } else {
+                dims.to_vec()
+            };
+            (t.name.clone(), dims)
+        })
+        .collect();
+    k.sort();
+    k
+}
+
 /// A queued request.
 #[derive(Debug)]
 pub struct Entry<T> {
@@ -450,6 +469,69 @@ mod tests {
                 }
                 prop_assert_eq!(seen.len() as u64, pushed);
                 prop_assert!(q.is_empty());
+            }
+        }
+
+        proptest! {
+            /// Batch timing on a virtual clock, with one instance that is idle whenever the
+            /// queue asks it to wait: the first request of a batch waits at most
+            /// max_queue_delay; a batch that leaves earlier is full, of a preferred size, or
+            /// cannot grow; a full batch leaves the instant its last request arrives.
+            #[test]
+            fn batches_leave_by_the_delay_or_when_full(
+                gaps in proptest::collection::vec(0u64..400, 1..60),
+                sizes in proptest::collection::vec(1usize..=3, 60),
+                max in 2usize..=8,
+                delay in 0u64..500,
+                preferred in proptest::option::of(2usize..=8),
+            ) {
+                let p = policy(max, preferred.into_iter().filter(|&n| n <= max).collect(), delay);
+                let preferred = p.preferred.clone();
+                let mut q: Queue<u64> = Queue::new(p);
+                let t0 = Instant::now();
+                let delay = Duration::from_micros(delay);
+                let arrivals: Vec<Instant> = gaps.iter().scan(t0, |t, g| { *t += Duration::from_micros(*g); Some(*t) }).collect();
+                let mut next_arrival = 0usize;
+                let mut wake: Option<Instant> = None;
+                let mut sent = 0usize;
+                loop {
+                    // The next event: an arrival or the instant the queue asked to be woken.
+                    let now = match (arrivals.get(next_arrival), wake) {
+                        (Some(&a), Some(w)) => a.min(w),
+                        (Some(&a), None) => a,
+                        (None, Some(w)) => w,
+                        (None, None) => break,
+                    };
+                    while arrivals.get(next_arrival).is_some_and(|&a| a <= now) {
+                        let i = next_arrival;
+                        prop_assert!(q.push(i as u64, sizes[i].min(max), key(4), 0, None, arrivals[i]).is_ok());
+                        next_arrival += 1;
+                    }
+                    wake = None;
+                    loop {
+                        match q.next_batch(now) {
+                            Next::Batch(b) => {
+                                let first = b[0].enqueued;
+                                let last = b.iter().map(|e| e.enqueued).max().unwrap_or(first);
+                                let rows: usize = b.iter().map(|e| e.rows).sum();
+                                prop_assert!(now <= first + delay, "first request waited {:?} > {:?}", now.duration_since(first), delay);
+                                if now < first + delay {
+                                    // Still queued after it: the next request did not fit.
+                                    let blocked = !q.is_empty();
+                                    prop_assert!(rows == max || preferred.contains(&rows) || blocked,
+                                        "left early with {} rows (max {}, preferred {:?})", rows, max, preferred);
+                                }
+                                if rows == max {
+                                    prop_assert_eq!(now, last);
+                                }
+                                sent += b.len();
+                            }
+                            Next::WaitUntil(t) => { prop_assert!(t > now); wake = Some(t); break; }
+                            Next::Empty => break,
+                        }
+                    }
+                }
+                prop_assert_eq!(sent, arrivals.len());
             }
         }
 

@@ -11,10 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Doubles input "x" into output "y"; records every batch's row count; fails on negative input;
-/// optionally waits on a gate before running, and sleeps `x[0]` milliseconds when `slow`.
+/// optionally says it started and waits on a gate before running, and sleeps `x[0]`
+/// milliseconds when `slow`.
 struct Doubler {
     batches: Arc<Mutex<Vec<usize>>>,
     gate: Option<Arc<Mutex<std::sync::mpsc::Receiver<()>>>>,
+    started: tokio::sync::mpsc::UnboundedSender<()>,
     slow: bool,
 }
 
@@ -26,6 +28,7 @@ impl Runtime for Doubler {
         &[]
     }
     fn run(&mut self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, RuntimeError> {
+        let _ = self.started.send(());
         if let Some(g) = &self.gate {
             let _ = g.lock().expect("gate").recv();
         }
@@ -72,33 +75,31 @@ struct Setup {
     scheduler: Arc<Scheduler>,
     batches: Arc<Mutex<Vec<usize>>>,
     gate: Option<std::sync::mpsc::Sender<()>>,
+    /// One message each time an instance starts a batch (before the gate).
+    started: tokio::sync::mpsc::UnboundedReceiver<()>,
 }
 
 fn start(policy: BatchPolicy, instances: usize, gated: bool, slow: bool) -> Setup {
     let batches = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = std::sync::mpsc::channel();
     let rx = Arc::new(Mutex::new(rx));
+    let (started_tx, started) = tokio::sync::mpsc::unbounded_channel();
     let runtimes: Vec<Box<dyn Runtime>> = (0..instances)
         .map(|_| {
             Box::new(Doubler {
                 batches: batches.clone(),
                 gate: gated.then(|| rx.clone()),
+                started: started_tx.clone(),
                 slow,
             }) as Box<dyn Runtime>
         })
         .collect();
-    let scheduler = Scheduler::start(
-        "m",
-        "1",
-        runtimes,
-        policy,
-        Arc::new(Stats::default()),
-        &tokio::runtime::Handle::current(),
-    );
+    let scheduler = Scheduler::start("m", "1", runtimes, policy, Arc::new(Stats::default()));
     Setup {
         scheduler: Arc::new(scheduler),
         batches,
         gate: gated.then_some(tx),
+        started,
     }
 }
 
@@ -124,9 +125,10 @@ async fn submit(
     }
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn concurrent_requests_merge_after_the_delay() {
-    let s = start(policy(8, 1000), 1, false, false);
+    // A delay far longer than five pushes take: they all join the first one's batch.
+    let s = start(policy(8, 200_000), 1, false, false);
     let tasks: Vec<_> = (0..5)
         .map(|i| {
             let sch = s.scheduler.clone();
@@ -147,7 +149,7 @@ async fn concurrent_requests_merge_after_the_delay() {
     );
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn multi_row_requests_are_never_split_and_batches_stay_under_max() {
     let s = start(policy(4, 1000), 1, false, false);
     let tasks: Vec<_> = [vec![1.0, 2.0, 3.0], vec![4.0, 5.0], vec![6.0]]
@@ -173,13 +175,13 @@ async fn multi_row_requests_are_never_split_and_batches_stay_under_max() {
 async fn full_queue_answers_unavailable_at_once() {
     let mut p = policy(1, 0);
     p.levels[0].max_queue_size = 2;
-    let s = start(p, 1, true, false);
+    let mut s = start(p, 1, true, false);
     let first = {
         let sch = s.scheduler.clone();
         tokio::spawn(async move { submit(&sch, vec![1.0], Parameters::new()).await })
     };
-    // Wait until the instance holds the first request, then fill the queue.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Once the instance holds the first request, fill the queue.
+    s.started.recv().await.expect("instance started");
     assert_eq!(
         s.scheduler.pending(),
         0,
@@ -211,12 +213,12 @@ async fn full_queue_answers_unavailable_at_once() {
 
 #[tokio::test]
 async fn request_timing_out_in_the_queue_is_rejected() {
-    let s = start(policy(1, 0), 1, true, false);
+    let mut s = start(policy(1, 0), 1, true, false);
     let first = {
         let sch = s.scheduler.clone();
         tokio::spawn(async move { submit(&sch, vec![1.0], Parameters::new()).await })
     };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    s.started.recv().await.expect("instance started");
     let mut params = Parameters::new();
     params.insert("timeout".into(), osprey_protocol::ParamValue::Int(2_000));
     let err = submit(&s.scheduler, vec![2.0], params).await.unwrap_err();
@@ -250,12 +252,12 @@ async fn a_failing_batch_fails_only_its_requests() {
 
 #[tokio::test]
 async fn a_caller_that_left_is_dropped_before_running() {
-    let s = start(policy(1, 0), 1, true, false);
+    let mut s = start(policy(1, 0), 1, true, false);
     let first = {
         let sch = s.scheduler.clone();
         tokio::spawn(async move { submit(&sch, vec![1.0], Parameters::new()).await })
     };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    s.started.recv().await.expect("instance started");
     let abandoned = {
         let sch = s.scheduler.clone();
         tokio::spawn(async move { submit(&sch, vec![5.0], Parameters::new()).await })

@@ -5,7 +5,7 @@ use super::RemoteClient;
 use crate::error::ServerError;
 use crate::metrics::ModelMetrics;
 use crate::scheduler::{Executed, Scheduler};
-use osprey_protocol::{Parameters, Tensor};
+use osprey_protocol::{Parameters, RequestedOutput, Tensor};
 use std::time::Duration;
 
 pub enum Predictor {
@@ -42,7 +42,7 @@ impl Predictor {
         inputs: Vec<Tensor>,
         params: &Parameters,
         rows: usize,
-        outputs: &[String],
+        outputs: &[RequestedOutput],
     ) -> Result<Executed, ServerError> {
         match self {
             Predictor::Local(s) => s.submit(inputs, params, rows).await,

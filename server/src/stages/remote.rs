@@ -137,7 +137,7 @@ impl RemoteClient {
     pub async fn infer(
         &self,
         inputs: Vec<Tensor>,
-        outputs: &[String],
+        outputs: &[RequestedOutput],
         parameters: &Parameters,
     ) -> Result<Vec<Tensor>, ServerError> {
         let request = InferRequest {
@@ -146,8 +146,8 @@ impl RemoteClient {
             inputs,
             outputs: outputs
                 .iter()
-                .map(|name| RequestedOutput {
-                    name: name.clone(),
+                .map(|o| RequestedOutput {
+                    name: o.name.clone(),
                     parameters: Parameters::new(),
                 })
                 .collect(),

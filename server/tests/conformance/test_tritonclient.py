@@ -22,7 +22,7 @@ from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
 REPO = Path(__file__).resolve().parents[3]
 MODELS = Path(os.environ.get("OSPREY_MODELS", REPO / "models"))
-EXPECTED_MODELS = ("identity", "iris", "linear", "mlp", "text_sentiment")
+EXPECTED_MODELS = ("heavy", "identity", "iris", "linear", "mlp", "text_sentiment")
 WAIT_S = 30.0  # bound on any wait for an asynchronous answer
 
 

@@ -16,8 +16,11 @@
 //! | `osprey_inference_batch_size` | histogram (rows per execution) | model, version | — |
 //! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `osprey_cpu_utilization` | gauges read from /proc at scrape | — | nv_cpu_utilization, nv_cpu_memory_used_bytes |
 
-use metrics::{Counter, Gauge, Histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+mod histogram;
+
+use histogram::Histogram;
+use metrics::{Counter, Gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -46,15 +49,8 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn install() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Suffix("duration_seconds".into()),
-                    DURATION_BUCKETS,
-                )
-                .ok()?
-                .set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), BATCH_BUCKETS)
-                .ok()?
-                .build_recorder();
+            // Counters and gauges only: histograms are our own ([`histogram`]), fixed in size.
+            let recorder = PrometheusBuilder::new().build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
             Some(handle)
@@ -96,6 +92,9 @@ pub struct ModelMetrics {
 
 impl ModelMetrics {
     pub fn new(model: &str, version: &str) -> ModelMetrics {
+        let hist = |name, bounds| {
+            Histogram::register(name, &[("model", model), ("version", version)], bounds)
+        };
         let mv = [
             ("model", model.to_string()),
             ("version", version.to_string()),
@@ -112,16 +111,25 @@ impl ModelMetrics {
             version: version.to_string(),
             success: [Protocol::Http, Protocol::Grpc]
                 .map(|p| metrics::counter!(SUCCESS, &with_protocol(p))),
-            duration: [Protocol::Http, Protocol::Grpc]
-                .map(|p| metrics::histogram!(REQUEST_DURATION, &with_protocol(p))),
+            duration: [Protocol::Http, Protocol::Grpc].map(|p| {
+                Histogram::register(
+                    REQUEST_DURATION,
+                    &[
+                        ("model", model),
+                        ("version", version),
+                        ("protocol", p.label()),
+                    ],
+                    DURATION_BUCKETS,
+                )
+            }),
             inferences: metrics::counter!(INFERENCES, &mv),
             executions: metrics::counter!(EXECUTIONS, &mv),
             pending: metrics::gauge!(PENDING, &mv),
-            queue: metrics::histogram!(QUEUE_DURATION, &mv),
-            compute_input: metrics::histogram!(COMPUTE_INPUT, &mv),
-            compute_infer: metrics::histogram!(COMPUTE_INFER, &mv),
-            compute_output: metrics::histogram!(COMPUTE_OUTPUT, &mv),
-            batch_size: metrics::histogram!(BATCH_SIZE, &mv),
+            queue: hist(QUEUE_DURATION, DURATION_BUCKETS),
+            compute_input: hist(COMPUTE_INPUT, DURATION_BUCKETS),
+            compute_infer: hist(COMPUTE_INFER, DURATION_BUCKETS),
+            compute_output: hist(COMPUTE_OUTPUT, DURATION_BUCKETS),
+            batch_size: hist(BATCH_SIZE, BATCH_BUCKETS),
         }
     }
 
@@ -217,7 +225,9 @@ pub fn router(handle: Option<PrometheusHandle>) -> axum::Router {
             let handle = handle.clone();
             async move {
                 update_process_metrics();
-                handle.map(|h| h.render()).unwrap_or_default()
+                let mut text = handle.map(|h| h.render()).unwrap_or_default();
+                histogram::render(&mut text);
+                text
             }
         }),
     )
