@@ -5,13 +5,15 @@ One release server (default flags) serves the MLP four times, identical but for
 `dynamic_batching { max_queue_delay_microseconds: D }` with D = 0, 100, 500 and 2000. perf_analyzer
 sends batch-1 requests over gRPC at concurrency 1, so no batch ever fills: each request should
 wait D and leave, p50 ≈ D + the p50 at D = 0. The table shows p50, p99, p50 − p50(D=0) (the wait
-the batcher actually added) and its error against D. Usage:
+the batcher actually added) and its error against D, and the server's own average queue time
+from its statistics (the time the batcher held the request). Usage:
 
     cargo build --release -p osprey-server --bin osprey
     .venv/bin/python scripts/bench_delay.py [--delays 0,100,500,2000] [--window-requests 2000]
 """
 
 import argparse
+import csv
 import os
 import subprocess
 import sys
@@ -63,16 +65,21 @@ def main() -> None:
                                    interval_ms=3000, csv_path=work / f"d{d}.csv", delay_us=d)
             if r["error"]:
                 sys.exit(f"delay {d}: {r['error']}")
+            # The server's own average queue time (its statistics, as perf_analyzer reports them).
+            with open(work / f"d{d}.csv") as f:
+                r["queue_us"] = float(next(csv.DictReader(f))["Server Queue"])
             rows.append(r)
     finally:
         bench_batching.stop(server)
     base = rows[0]["p50_us"]
     print(f"gRPC, concurrency 1, batch-1 requests (perf_analyzer, {args.window_requests} requests a window)")
-    print(f"{'delay µs':>9} {'p50 µs':>8} {'p99 µs':>8} {'added µs':>9} {'added - delay':>14} {'infer/s':>8}")
+    print(f"{'delay µs':>9} {'p50 µs':>8} {'p99 µs':>8} {'added µs':>9} {'added - delay':>14} "
+          f"{'server queue µs':>16} {'queue - delay':>14} {'infer/s':>8}")
     for r in rows:
         added = r["p50_us"] - base
         print(f"{r['delay_us']:>9} {r['p50_us']:>8.0f} {r['p99_us']:>8.0f} {added:>9.0f} "
-              f"{added - r['delay_us']:>+14.0f} {r['throughput']:>8.0f}")
+              f"{added - r['delay_us']:>+14.0f} {r['queue_us']:>16.0f} {r['queue_us'] - r['delay_us']:>+14.0f} "
+              f"{r['throughput']:>8.0f}")
 
 
 if __name__ == "__main__":

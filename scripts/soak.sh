@@ -2,7 +2,9 @@
 # Memory soak: one Osprey server (default flags) serving the MLP with dynamic batching (`mlp`) and
 # without (`mlp_nobatch`), driven for DURATION seconds by four `osprey loadtest` clients at once:
 # REST (binary) and gRPC against each model. The server's VmRSS is sampled every SAMPLE seconds;
-# the verdict compares the RSS at the end with the RSS after WARMUP seconds (pass: within 2%).
+# the verdict compares the RSS at DURATION (the clients run 30 s longer, so that the last sample
+# is taken under load, not while connections close) with the RSS after WARMUP seconds (pass:
+# within 2%), and shows the RSS once the load has stopped.
 #
 #   scripts/soak.sh                         # 10 minutes
 #   DURATION=120 WARMUP=30 scripts/soak.sh  # a short run
@@ -49,7 +51,7 @@ done
 timeout -k 5 $((DURATION + 120)) "$OSPREY" serve --model-repository "$WORK/repo" --address 127.0.0.1 \
   --http-port "$HTTP" --grpc-port "$GRPC" --metrics-port "$METRICS" --log-level warn \
   >"$WORK/server.log" 2>&1 &
-SERVER=$!
+SERVER=$!   # the `timeout` wrapper; the server is its child
 CLIENTS=()
 cleanup() {
   for p in "${CLIENTS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -62,26 +64,28 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 curl -sf -m 1 -o /dev/null "http://127.0.0.1:$HTTP/v2/health/ready" || { echo "server not ready" >&2; cat "$WORK/server.log" >&2; exit 1; }
+PID=$(pgrep -P "$SERVER" | head -n1)
+[ -n "$PID" ] || { echo "server process not found under $SERVER" >&2; exit 1; }
 
 for model in mlp mlp_nobatch; do
   for transport in rest-binary grpc; do
     port=$HTTP
     [ "$transport" = grpc ] && port=$GRPC
-    timeout -k 5 $((DURATION + 60)) "$OSPREY" loadtest --url "127.0.0.1:$port" --stats-url "127.0.0.1:$HTTP" \
+    timeout -k 5 $((DURATION + 90)) "$OSPREY" loadtest --url "127.0.0.1:$port" --stats-url "127.0.0.1:$HTTP" \
       --metrics-url "127.0.0.1:$METRICS" --transport "$transport" -m "$model" --shape input:64 \
-      --concurrency "$CONCURRENCY" --warmup 0 --duration "$DURATION" --quiet \
+      --concurrency "$CONCURRENCY" --warmup 0 --duration "$((DURATION + 30))" --quiet \
       >"$WORK/load-$model-$transport.log" 2>&1 &
     CLIENTS+=($!)
   done
 done
 
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER/status"; }
-cpu_s() { awk '{ print ($14 + $15) / 100 }' "/proc/$SERVER/stat"; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$PID/status"; }
+cpu_s() { awk '{ print ($14 + $15) / 100 }' "/proc/$PID/stat"; }
 echo "seconds,rss_kib,cpu_seconds" >"$WORK/rss.csv"
 start=$(date +%s)
 while :; do
   now=$(( $(date +%s) - start ))
-  kill -0 "$SERVER" 2>/dev/null || { echo "server exited" >&2; exit 1; }
+  kill -0 "$PID" 2>/dev/null || { echo "server exited" >&2; exit 1; }
   echo "$now,$(rss_kib),$(cpu_s)" >>"$WORK/rss.csv"
   [ "$now" -ge "$DURATION" ] && break
   sleep "$SAMPLE"

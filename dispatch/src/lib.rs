@@ -10,7 +10,8 @@
 //! - An instance asks the source for a batch. [`Poll::Ready`]: it takes it, and wakes one more
 //!   idle instance if work is left. [`Poll::WaitUntil`]: it waits on the `work` condition until
 //!   then (the batch's delay; a futex wait, so microsecond precision, not a timer wheel's
-//!   millisecond). [`Poll::Empty`]: it waits without a limit, which it only ever does while the
+//!   millisecond), sleeping until [`SPIN_BEFORE`] before it and polling, yielding the core in
+//!   between, for the rest. [`Poll::Empty`]: it waits without a limit, which it only ever does while the
 //!   source is empty.
 //! - A submitter adds to the source and, if any instance is waiting, wakes one. Because the
 //!   waiting count is read under the same lock that the instance held when it started to wait, no
@@ -20,7 +21,12 @@
 
 pub mod sync;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long before a batch's deadline an instance stops sleeping and polls instead: about the
+/// kernel's wake-up latency for a timed sleep (timer slack and scheduling), so that the batch
+/// leaves at its deadline rather than that much later.
+pub const SPIN_BEFORE: Duration = Duration::from_micros(150);
 use sync::{Condvar, Mutex, MutexGuard};
 
 /// What a source has for an instance at a given instant.
@@ -125,9 +131,19 @@ impl<S: Source> Dispatcher<S> {
                     return Some(batch);
                 }
                 Poll::WaitUntil(t) => {
-                    st.idle += 1;
-                    st = sync::wait_timeout(&self.work, st, t.saturating_duration_since(now));
-                    st.idle -= 1;
+                    let left = t.saturating_duration_since(now);
+                    if left > SPIN_BEFORE {
+                        st.idle += 1;
+                        st = sync::wait_timeout(&self.work, st, left - SPIN_BEFORE);
+                        st.idle -= 1;
+                    } else {
+                        // The last stretch: a timed sleep would overshoot by the kernel's
+                        // wake-up latency (50-150 µs here), so look again after yielding the
+                        // core, still taking a batch that fills meanwhile at once.
+                        drop(st);
+                        std::thread::yield_now();
+                        st = self.lock();
+                    }
                 }
                 Poll::Empty => {
                     if st.closed {

@@ -66,6 +66,7 @@ pub(super) fn run_batch(runtime: &mut dyn Runtime, batch: Vec<Entry<Job>>, share
                 shared.deliver(
                     seq,
                     Some(Delivery {
+                        seq,
                         reply,
                         result: Ok(super::Executed { outputs, queue }),
                     }),
@@ -85,6 +86,7 @@ pub(super) fn run_batch(runtime: &mut dyn Runtime, batch: Vec<Entry<Job>>, share
                 shared.deliver(
                     seq,
                     Some(Delivery {
+                        seq,
                         reply,
                         result: Err(err),
                     }),

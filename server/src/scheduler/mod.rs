@@ -45,6 +45,7 @@ pub struct Job {
 
 /// An answer on its way to its caller.
 pub struct Delivery {
+    seq: u64,
     reply: oneshot::Sender<Result<Executed, ServerError>>,
     result: Result<Executed, ServerError>,
 }
@@ -57,15 +58,26 @@ pub struct Shared {
     metrics: ModelMetrics,
     /// Inputs padded per batch, with their pad values.
     pads: Vec<(String, f64)>,
+    /// Sequence numbers in the order their answers were sent (tests check `preserve_ordering`
+    /// here, where the answer leaves, not where a task happens to be polled).
+    #[cfg(test)]
+    sent: std::sync::Mutex<Vec<u64>>,
 }
 
 impl Shared {
     /// Completes request `seq` (see [`Orderer::complete`]) and sends what may now be sent.
     fn deliver(&self, seq: u64, answer: Option<Delivery>) {
-        for d in self.orderer.complete(seq, answer) {
+        self.orderer.complete(seq, answer, |d| {
+            #[cfg(test)]
+            self.sent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(d.seq);
             // A caller that went away no longer needs the answer.
-            let _ = d.reply.send(d.result);
-        }
+            if d.reply.send(d.result).is_err() {
+                tracing::debug!(seq = d.seq, "caller went away before its answer");
+            }
+        });
     }
 }
 
@@ -92,6 +104,8 @@ impl Scheduler {
             stats,
             metrics: ModelMetrics::new(model, version),
             pads: policy.pads.clone(),
+            #[cfg(test)]
+            sent: Default::default(),
         });
         let dispatcher = Arc::new(Dispatcher::new(JobQueue::new(
             policy.clone(),

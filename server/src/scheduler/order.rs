@@ -27,26 +27,26 @@ impl<D> Orderer<D> {
     }
 
     /// Records that request `seq` is finished (`None`: it needs no answer, e.g. its caller went
-    /// away) and returns the answers that may now be sent, in order. Every sequence number must
-    /// be completed exactly once.
-    pub fn complete(&self, seq: u64, answer: Option<D>) -> Vec<D> {
+    /// away) and passes the answers that may now go to `send`, in order. With ordering on,
+    /// `send` runs under the orderer's lock, so that two threads releasing consecutive answers
+    /// cannot send them out of order. Every sequence number must be completed exactly once.
+    pub fn complete(&self, seq: u64, answer: Option<D>, mut send: impl FnMut(D)) {
         let Some(state) = &self.state else {
-            return answer.into_iter().collect();
+            answer.into_iter().for_each(send);
+            return;
         };
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         s.waiting.insert(seq, answer);
-        let mut out = Vec::new();
         loop {
             let next = s.next;
             match s.waiting.remove(&next) {
                 Some(a) => {
-                    out.extend(a);
+                    a.into_iter().for_each(&mut send);
                     s.next += 1;
                 }
                 None => break,
             }
         }
-        out
     }
 }
 
@@ -54,19 +54,42 @@ impl<D> Orderer<D> {
 mod tests {
     use super::*;
 
+    fn released<D>(o: &Orderer<D>, seq: u64, answer: Option<D>) -> Vec<D> {
+        let mut out = Vec::new();
+        o.complete(seq, answer, |d| out.push(d));
+        out
+    }
+
     #[test]
     fn holds_back_until_earlier_answers_are_in() {
         let o = Orderer::new(true);
-        assert!(o.complete(1, Some("b")).is_empty());
-        assert!(o.complete(2, None).is_empty());
-        assert_eq!(o.complete(0, Some("a")), vec!["a", "b"]);
-        assert_eq!(o.complete(3, Some("d")), vec!["d"]);
+        assert!(released(&o, 1, Some("b")).is_empty());
+        assert!(released(&o, 2, None).is_empty());
+        assert_eq!(released(&o, 0, Some("a")), vec!["a", "b"]);
+        assert_eq!(released(&o, 3, Some("d")), vec!["d"]);
     }
 
     #[test]
     fn passes_through_when_ordering_is_off() {
         let o = Orderer::new(false);
-        assert_eq!(o.complete(5, Some(1)), vec![1]);
-        assert!(o.complete(0, None::<i32>).is_empty());
+        assert_eq!(released(&o, 5, Some(1)), vec![1]);
+        assert!(released(&o, 0, None::<i32>).is_empty());
+    }
+
+    #[test]
+    fn answers_released_by_two_threads_leave_in_order() {
+        // Thread A releases 0; thread B completes 1 meanwhile. With the send under the lock,
+        // the sink always sees 0 before 1.
+        for _ in 0..200 {
+            let o = std::sync::Arc::new(Orderer::new(true));
+            let sink = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let (o2, sink2) = (o.clone(), sink.clone());
+            let b = std::thread::spawn(move || {
+                o2.complete(1, Some(1), |d| sink2.lock().expect("sink").push(d))
+            });
+            o.complete(0, Some(0), |d| sink.lock().expect("sink").push(d));
+            b.join().expect("thread");
+            assert_eq!(*sink.lock().expect("sink"), vec![0, 1]);
+        }
     }
 }

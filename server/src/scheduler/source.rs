@@ -74,6 +74,7 @@ impl JobQueue {
             self.shared.deliver(
                 e.seq,
                 Some(Delivery {
+                    seq: e.seq,
                     reply: e.item.reply,
                     result: Err(err),
                 }),
