@@ -25,6 +25,8 @@
 #   CONCURRENCY   closed-loop levels                 default 1,8,64
 #   PA_TIMEOUT    perf_analyzer only: seconds per perf_analyzer call, default 4 intervals + 30,
 #                 at least 120
+#   PA_EXTRA      perf_analyzer only: extra flags for every call, e.g. "--async --max-threads 2"
+#                 (what makes REST at concurrency 64 against Osprey finish; see the README)
 #   PA_WINDOW_REQUESTS perf_analyzer only: requests per measurement window (count windows),
 #                 default 4000; 0 = time windows of DURATION ms. perf_analyzer 2.51's window
 #                 summary is quadratic in the requests a window holds: with time windows it

@@ -81,6 +81,10 @@ def sample(sid: int, stats_url: str, model: str) -> dict:
 # requests/s, 3-second time windows take it longer to summarise than to fill, and it never
 # finishes. Windows of a fixed request count keep that work small; 0 = time windows.
 WINDOW_REQUESTS = int(os.environ.get("PA_WINDOW_REQUESTS", "4000"))
+# Extra perf_analyzer flags, e.g. "--async --max-threads 2": few client threads keep its records
+# nearly in time order, which keeps that summary cheap where count windows alone do not (REST at
+# concurrency 64 against Osprey).
+EXTRA = os.environ.get("PA_EXTRA", "").split()
 
 
 def perf_analyzer_cmd(model, url, protocol, concurrency, interval_ms, csv_path, shape="input:64"):
@@ -89,7 +93,7 @@ def perf_analyzer_cmd(model, url, protocol, concurrency, interval_ms, csv_path, 
     return [
         "bash", str(PERF_ANALYZER), "-m", model, "-u", url, "-i", protocol,
         "-b", "1", "--shape", shape, "--concurrency-range", f"{concurrency}:{concurrency}",
-        "--measurement-interval", str(interval_ms), *window, "--stability-percentage", "1000",
+        "--measurement-interval", str(interval_ms), *window, *EXTRA, "--stability-percentage", "1000",
         "--max-trials", "3", "-f", str(csv_path),
     ]
 
