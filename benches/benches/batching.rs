@@ -41,8 +41,7 @@ fn bench(c: &mut Criterion) {
                 let mut q: Queue<usize> = Queue::new(policy.clone());
                 let now = Instant::now();
                 for i in 0..n {
-                    q.push(i, 1, vec![("input".to_string(), vec![64])], 0, None, now)
-                        .unwrap();
+                    q.push(i, 1, vec![0, 1, 64], 0, None, now).unwrap();
                 }
                 match q.next_batch(now) {
                     Next::Batch(b) => b.len(),

@@ -10,8 +10,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use osprey_protocol::{InferRequest, Tensor, TensorData};
 use osprey_runtimes::candle::{Accelerator, BertEncoder};
 use osprey_runtimes::Runtime;
-use osprey_server::infer::infer;
-use osprey_server::metrics::Protocol;
+
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer};
 
 const SHORT: &str = "A man is playing a guitar.";
@@ -43,7 +42,7 @@ fn through_server(c: &mut Criterion) {
             g.throughput(Throughput::Elements(n as u64));
             g.bench_with_input(BenchmarkId::new(kind, n), &n, |b, &n| {
                 b.iter(|| {
-                    rt.block_on(infer(&model, request(text, n), Protocol::Grpc))
+                    rt.block_on(common::infer(&model, request(text, n)))
                         .unwrap()
                 })
             });

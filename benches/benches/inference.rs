@@ -6,8 +6,6 @@ mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use osprey_protocol::{InferRequest, Tensor, TensorData};
-use osprey_server::infer::infer;
-use osprey_server::metrics::Protocol;
 
 fn request() -> InferRequest {
     let input = Tensor::new("input", vec![1, 64], TensorData::Fp32(vec![0.25; 64])).unwrap();
@@ -23,10 +21,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("mlp_inference");
     g.throughput(Throughput::Elements(1));
     g.bench_function("one_request", |b| {
-        b.iter(|| {
-            rt.block_on(infer(&model, request(), Protocol::Grpc))
-                .unwrap()
-        })
+        b.iter(|| rt.block_on(common::infer(&model, request())).unwrap())
     });
     g.throughput(Throughput::Elements(64));
     g.bench_function("64_concurrent_requests", |b| {
@@ -35,9 +30,7 @@ fn bench(c: &mut Criterion) {
                 let tasks: Vec<_> = (0..64)
                     .map(|_| {
                         let m = model.clone();
-                        tokio::spawn(async move {
-                            infer(&m, request(), Protocol::Grpc).await.map(|_| ())
-                        })
+                        tokio::spawn(async move { common::infer(&m, request()).await.map(|_| ()) })
                     })
                     .collect();
                 for t in tasks {

@@ -9,7 +9,7 @@
 
 use osprey_protocol::{InferRequest, Tensor, TensorData};
 use osprey_runtimes::onnx::{locate_library, OnnxEnvironment};
-use osprey_server::infer::infer;
+use osprey_server::infer::{infer, Prepared};
 use osprey_server::metrics::Protocol;
 use osprey_server::model::{LoadSettings, Registry};
 use std::path::Path;
@@ -74,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
                                 inputs: vec![input],
                                 ..Default::default()
                             };
+                            let req = Prepared::new(&model, req)?;
                             infer(&model, req, Protocol::Grpc).await?;
                             n += 1;
                         }

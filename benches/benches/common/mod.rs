@@ -32,3 +32,14 @@ pub fn load(model: &str) -> (tokio::runtime::Runtime, Arc<LoadedModel>) {
     let loaded = registry.get(model, None).unwrap();
     (rt, loaded)
 }
+
+/// One inference as a front end runs it: prepared at the edge, then run.
+pub async fn infer(
+    model: &LoadedModel,
+    req: osprey_protocol::InferRequest,
+) -> Result<osprey_protocol::InferResponse, osprey_server::ServerError> {
+    let req = osprey_server::infer::Prepared::new(model, req)?;
+    let (resp, _) =
+        osprey_server::infer::infer(model, req, osprey_server::metrics::Protocol::Grpc).await?;
+    Ok(resp)
+}

@@ -9,10 +9,10 @@ mod tabular;
 pub mod values;
 
 use crate::error::ServerError;
-use crate::infer::predict;
+use crate::infer::{predict, Call};
 use crate::model::LoadedModel;
 use osprey_protocol::batch::{concat_inputs, split_outputs};
-use osprey_protocol::{InferRequest, Tensor};
+use osprey_protocol::{InferRequest, Parameters, Tensor};
 use serde::Serialize;
 pub use settings::{Method, Settings};
 
@@ -71,23 +71,24 @@ pub(crate) async fn evaluate(
         sizes.push(rows % chunk);
     }
     let parts = split_outputs(inputs, &sizes).map_err(|e| ServerError::Internal(e.to_string()))?;
-    let wanted = [osprey_protocol::RequestedOutput {
+    let wanted = [crate::infer::Wanted {
         name: output.to_string(),
-        parameters: Default::default(),
+        binary: false,
+        classes: None,
     }];
-    let params = Default::default();
+    let params = Parameters::new();
+    let placement = model.predictor.placement(&params)?;
     let calls = parts.into_iter().zip(&sizes).map(|(part, &n)| {
-        let wanted = &wanted;
-        let params = &params;
+        let call = Call {
+            params: &params,
+            placement,
+            wanted: &wanted,
+        };
         async move {
             let outs = if stages {
-                predict(model, part, params, n, wanted).await?.0
+                predict(model, part, n, call).await?.0
             } else {
-                model
-                    .predictor
-                    .predict(part, params, n, wanted)
-                    .await?
-                    .outputs
+                model.predictor.predict(part, n, call).await?.outputs
             };
             outs.into_iter()
                 .find(|t| t.name == output)

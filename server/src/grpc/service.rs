@@ -2,7 +2,7 @@
 
 use crate::error::ServerError;
 use crate::http::EXTENSIONS;
-use crate::infer::infer;
+use crate::infer::{infer, Prepared};
 use crate::state::AppState;
 use crate::views;
 use osprey_protocol::grpc::inference::grpc_inference_service_server::GrpcInferenceService;
@@ -32,10 +32,9 @@ async fn model_infer(
     let model = state
         .registry
         .get(&req.model_name, Some(&req.model_version))?;
-    let decoded = request_from_grpc(req)?;
-    Ok(response_to_grpc(
-        infer(&model, decoded, crate::metrics::Protocol::Grpc).await?,
-    ))
+    let prepared = Prepared::new(&model, request_from_grpc(req)?)?;
+    let (resp, _) = infer(&model, prepared, crate::metrics::Protocol::Grpc).await?;
+    Ok(response_to_grpc(resp))
 }
 
 type StreamOut = Pin<Box<dyn Stream<Item = Result<ModelStreamInferResponse, Status>> + Send>>;

@@ -2,14 +2,14 @@
 
 use super::{read_body, ModelPath};
 use crate::error::ServerError;
-use crate::infer::infer as run_inference;
+use crate::infer::{infer as run_inference, Prepared};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use osprey_protocol::rest::{self, HEADER_LENGTH};
-use osprey_protocol::{InferRequest, ProtocolError};
+use osprey_protocol::ProtocolError;
 use std::sync::Arc;
 
 fn header_length(headers: &HeaderMap) -> Result<Option<usize>, ServerError> {
@@ -60,15 +60,9 @@ async fn handle(
     } else {
         rest::decode_request(bytes, header_len)?
     };
-    // What the response encoding needs after the request has been consumed.
-    let shape_of_answer = InferRequest {
-        id: None,
-        parameters: req.parameters.clone(),
-        inputs: Vec::new(),
-        outputs: req.outputs.clone(),
-    };
-    let resp = run_inference(&model, req, crate::metrics::Protocol::Http).await?;
-    let encoded = rest::encode_response(&resp, |name| rest::wants_binary(&shape_of_answer, name))?;
+    let req = Prepared::new(&model, req)?;
+    let (resp, outputs) = run_inference(&model, req, crate::metrics::Protocol::Http).await?;
+    let encoded = rest::encode_response(&resp, |name| outputs.binary(name))?;
     let mut out = (StatusCode::OK, encoded.body).into_response();
     let h = out.headers_mut();
     match encoded.header_length {

@@ -20,9 +20,9 @@ use crate::metrics::ModelMetrics;
 use crate::model::stats::Stats;
 use order::Orderer;
 use osprey_dispatch::Dispatcher;
-use osprey_protocol::{Parameters, Tensor};
+use osprey_protocol::{Parameters, ProtocolError, Tensor};
 use osprey_runtimes::Runtime;
-pub use policy::BatchPolicy;
+pub use policy::{BatchPolicy, Placement};
 use queue::ShapeKey;
 use source::JobQueue;
 use std::sync::Arc;
@@ -151,16 +151,21 @@ impl Scheduler {
         self.dispatcher.with(JobQueue::len)
     }
 
+    /// Where a request with these parameters queues (see [`BatchPolicy::placement`]).
+    pub fn placement(&self, params: &Parameters) -> Result<Placement, ProtocolError> {
+        self.policy.placement(params)
+    }
+
     /// Queues a validated request of `rows` rows and waits for its answer.
     pub async fn submit(
         &self,
         inputs: Vec<Tensor>,
-        params: &Parameters,
         rows: usize,
+        placement: Placement,
     ) -> Result<Executed, ServerError> {
-        let (level, timeout) = self.policy.placement(params)?;
+        let Placement { level, timeout } = placement;
         let key: ShapeKey = if self.policy.dynamic {
-            queue::shape_key(&inputs, &self.policy.pads)
+            queue::shape_key(&inputs, &self.policy)
         } else {
             ShapeKey::default()
         };

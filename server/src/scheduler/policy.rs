@@ -26,6 +26,15 @@ pub struct QueuePolicy {
     pub allow_timeout_override: bool,
 }
 
+/// Where one request queues, parsed from its parameters at the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Placement {
+    /// Priority level, as an index into [`BatchPolicy::levels`].
+    pub level: usize,
+    /// How long it may wait in the queue.
+    pub timeout: Option<Duration>,
+}
+
 /// How a model's requests are queued and merged.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchPolicy {
@@ -44,6 +53,8 @@ pub struct BatchPolicy {
     /// Inputs padded per batch (`stages.batch_pad`) and their pad values: requests that differ
     /// only in these inputs' variable dimensions share a batch.
     pub pads: Vec<(String, f64)>,
+    /// The predictor's input names in the configuration's order (the batching key's order).
+    pub inputs: Vec<String>,
 }
 
 fn queue_policy(p: Option<&ModelQueuePolicy>, cap: usize) -> QueuePolicy {
@@ -110,6 +121,7 @@ impl BatchPolicy {
                 .flat_map(|s| &s.batch_pad)
                 .map(|p| (p.input.clone(), p.value))
                 .collect(),
+            inputs: config.input.iter().map(|i| i.name.clone()).collect(),
         }
     }
 
@@ -120,12 +132,9 @@ impl BatchPolicy {
             .any(|l| l.default_timeout.is_some() || l.allow_timeout_override)
     }
 
-    /// The priority level (index into `levels`) and queue timeout for a request, from its
-    /// `priority` and `timeout` (microseconds) parameters.
-    pub fn placement(
-        &self,
-        params: &Parameters,
-    ) -> Result<(usize, Option<Duration>), ProtocolError> {
+    /// The priority level and queue timeout for a request, from its `priority` and `timeout`
+    /// (microseconds) parameters.
+    pub fn placement(&self, params: &Parameters) -> Result<Placement, ProtocolError> {
         let level = match params.get("priority") {
             None => self.default_level,
             Some(v) => match v.as_u64() {
@@ -155,7 +164,7 @@ impl BatchPolicy {
             }
             Some(ParamValue::String(_)) | Some(_) | None => policy.default_timeout,
         };
-        Ok((level, timeout))
+        Ok(Placement { level, timeout })
     }
 }
 
@@ -197,13 +206,19 @@ mod tests {
         let mut params = Parameters::new();
         assert_eq!(
             p.placement(&params),
-            Ok((1, Some(Duration::from_millis(1))))
+            Ok(Placement {
+                level: 1,
+                timeout: Some(Duration::from_millis(1))
+            })
         );
         params.insert("priority".into(), ParamValue::Int(1));
         params.insert("timeout".into(), ParamValue::Int(250));
         assert_eq!(
             p.placement(&params),
-            Ok((0, Some(Duration::from_micros(250))))
+            Ok(Placement {
+                level: 0,
+                timeout: Some(Duration::from_micros(250))
+            })
         );
         params.insert("priority".into(), ParamValue::Int(3));
         assert!(p.placement(&params).is_err());

@@ -6,24 +6,27 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Non-batch dimensions of every input, by input name: requests merge only when equal.
-pub type ShapeKey = Vec<(String, Vec<i64>)>;
+pub type ShapeKey = Vec<i64>;
 
-/// The batching key of a request: its inputs' non-batch dimensions by name, sorted; inputs padded
-/// per batch (`pads`) keep only their rank.
-pub fn shape_key(inputs: &[osprey_protocol::Tensor], pads: &[(String, f64)]) -> ShapeKey {
-    let mut k: ShapeKey = inputs
-        .iter()
-        .map(|t| {
-            let dims = t.shape.get(1..).unwrap_or_default();
-            let dims = if pads.iter().any(|(n, _)| *n == t.name) {
-                vec![-1; dims.len()]
-            } else {
-                dims.to_vec()
-            };
-            (t.name.clone(), dims)
-        })
-        .collect();
-    k.sort();
+/// The batching key of a request: for each of the model's inputs it carries, in the model's
+/// order, the input's position, its rank and its non-batch dimensions (inputs padded per batch
+/// keep only their rank). One allocation, no names copied: requests share a batch exactly when
+/// their keys are equal.
+pub fn shape_key(inputs: &[osprey_protocol::Tensor], policy: &super::BatchPolicy) -> ShapeKey {
+    let mut k = Vec::with_capacity(inputs.iter().map(|t| t.shape.len() + 1).sum());
+    for (i, name) in policy.inputs.iter().enumerate() {
+        let Some(t) = inputs.iter().find(|t| t.name == *name) else {
+            continue;
+        };
+        let dims = t.shape.get(1..).unwrap_or_default();
+        k.push(i as i64);
+        k.push(dims.len() as i64);
+        if policy.pads.iter().any(|(n, _)| n == name) {
+            k.extend(std::iter::repeat_n(-1, dims.len()));
+        } else {
+            k.extend_from_slice(dims);
+        }
+    }
     k
 }
 
@@ -284,11 +287,12 @@ mod tests {
             }],
             default_level: 0,
             pads: vec![],
+            inputs: vec!["x".into()],
         }
     }
 
     fn key(d: i64) -> ShapeKey {
-        vec![("x".to_string(), vec![d])]
+        vec![0, 1, d]
     }
 
     fn batch_rows(n: Next<u32>) -> Vec<u32> {
@@ -348,6 +352,28 @@ mod tests {
         assert_eq!(batch_rows(q.next_batch(t0)), vec![0]);
         assert_eq!(batch_rows(q.next_batch(t0)), vec![1]);
         assert_eq!(batch_rows(q.next_batch(t0)), vec![2]);
+    }
+
+    #[test]
+    fn shape_keys_follow_the_models_inputs_not_the_senders_order() {
+        use osprey_protocol::{Tensor, TensorData};
+        let t = |name: &str, shape: Vec<i64>| {
+            let n = shape.iter().product::<i64>() as usize;
+            Tensor::new(name, shape, TensorData::Fp32(vec![0.0; n])).expect("tensor")
+        };
+        let mut p = policy(8, vec![], 0);
+        p.inputs = vec!["ids".into(), "mask".into(), "extra".into()];
+        p.pads = vec![("ids".into(), 0.0)];
+        let a = shape_key(&[t("ids", vec![1, 5]), t("mask", vec![1, 5])], &p);
+        let b = shape_key(&[t("mask", vec![2, 5]), t("ids", vec![2, 9])], &p);
+        assert_eq!(
+            a, b,
+            "padded input keeps only its rank; order as sent does not matter"
+        );
+        let c = shape_key(&[t("ids", vec![1, 5]), t("mask", vec![1, 6])], &p);
+        assert_ne!(a, c, "an unpadded dimension differs");
+        let d = shape_key(&[t("ids", vec![1, 5]), t("extra", vec![1, 5])], &p);
+        assert_ne!(a, d, "a different optional input is a different key");
     }
 
     #[test]

@@ -68,6 +68,7 @@ fn policy(max: usize, delay_us: u64) -> BatchPolicy {
         }],
         default_level: 0,
         pads: vec![],
+        inputs: vec!["x".into()],
     }
 }
 
@@ -118,7 +119,8 @@ async fn submit(
     params: Parameters,
 ) -> Result<Vec<f32>, ServerError> {
     let n = values.len();
-    let out = s.submit(rows(&values), &params, n).await?;
+    let placement = s.placement(&params)?;
+    let out = s.submit(rows(&values), n, placement).await?;
     match &out.outputs[0].data {
         TensorData::Fp32(v) => Ok(v.clone()),
         other => panic!("unexpected {other:?}"),

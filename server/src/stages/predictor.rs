@@ -3,9 +3,10 @@
 
 use super::RemoteClient;
 use crate::error::ServerError;
+use crate::infer::Call;
 use crate::metrics::ModelMetrics;
-use crate::scheduler::{Executed, Scheduler};
-use osprey_protocol::{Parameters, RequestedOutput, Tensor};
+use crate::scheduler::{Executed, Placement, Scheduler};
+use osprey_protocol::{Parameters, Tensor};
 use std::time::Duration;
 
 pub enum Predictor {
@@ -35,19 +36,27 @@ impl Predictor {
         }
     }
 
-    /// Runs validated predictor inputs of `rows` rows. `outputs` (empty: all) only narrows what
-    /// a remote predictor sends back.
+    /// Where a request with these parameters queues (`priority`, `timeout`); a remote
+    /// predictor queues nothing here and gets the parameters themselves.
+    pub fn placement(&self, params: &Parameters) -> Result<Placement, ServerError> {
+        match self {
+            Predictor::Local(s) => Ok(s.placement(params)?),
+            Predictor::Remote { .. } => Ok(Placement::default()),
+        }
+    }
+
+    /// Runs validated predictor inputs of `rows` rows. `call.wanted` (empty: all) only narrows
+    /// what a remote predictor sends back.
     pub async fn predict(
         &self,
         inputs: Vec<Tensor>,
-        params: &Parameters,
         rows: usize,
-        outputs: &[RequestedOutput],
+        call: Call<'_>,
     ) -> Result<Executed, ServerError> {
         match self {
-            Predictor::Local(s) => s.submit(inputs, params, rows).await,
+            Predictor::Local(s) => s.submit(inputs, rows, call.placement).await,
             Predictor::Remote { client, .. } => Ok(Executed {
-                outputs: client.infer(inputs, outputs, params).await?,
+                outputs: client.infer(inputs, call.wanted, call.params).await?,
                 queue: Duration::ZERO,
             }),
         }

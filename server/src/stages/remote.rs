@@ -137,7 +137,7 @@ impl RemoteClient {
     pub async fn infer(
         &self,
         inputs: Vec<Tensor>,
-        outputs: &[RequestedOutput],
+        outputs: &[crate::infer::Wanted],
         parameters: &Parameters,
     ) -> Result<Vec<Tensor>, ServerError> {
         let request = InferRequest {

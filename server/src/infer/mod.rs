@@ -1,0 +1,97 @@
+//! The transport-independent inference path: validate and parse once into a [`Prepared`]
+//! request, transform, schedule, transform back, select and classify outputs, account.
+//!
+//! - [`prepared`]: the typed request made at the edge.
+
+pub mod prepared;
+
+use crate::classify::classify;
+use crate::error::ServerError;
+use crate::metrics::Protocol;
+use crate::model::LoadedModel;
+use crate::scheduler::Placement;
+use osprey_protocol::{InferResponse, Parameters, Tensor};
+pub use prepared::{Outputs, Prepared, Wanted};
+use std::time::{Duration, Instant};
+
+/// Runs a prepared request on a ready model version and records statistics and metrics.
+/// Returns the answer and the request's output choices (the REST encoder needs them).
+pub async fn infer(
+    model: &LoadedModel,
+    req: Prepared,
+    protocol: Protocol,
+) -> Result<(InferResponse, Outputs), ServerError> {
+    let start = Instant::now();
+    let rows = req.rows;
+    let result = run(model, req).await;
+    let elapsed = start.elapsed();
+    let metrics = model.predictor.metrics();
+    match &result {
+        Ok((_, _, queue)) => {
+            model.stats.request_succeeded(elapsed, *queue, rows as u64);
+            metrics.request_succeeded(protocol, elapsed, rows as u64);
+        }
+        Err(e) => {
+            model.stats.request_failed(elapsed);
+            metrics.request_failed(protocol, e.kind().label(), elapsed);
+        }
+    }
+    result.map(|(resp, outputs, _)| (resp, outputs))
+}
+
+/// How the predictor is called: the request's parameters (a remote predictor gets them), where
+/// it queues, and the outputs wanted (a remote predictor sends back only these; empty: all).
+pub struct Call<'a> {
+    pub params: &'a Parameters,
+    pub placement: Placement,
+    pub wanted: &'a [Wanted],
+}
+
+/// Runs client-facing inputs of `rows` rows through the steps before the predictor and the
+/// predictor; returns the predictor's outputs (before any step after it) and the time queued.
+pub async fn predict(
+    model: &LoadedModel,
+    mut inputs: Vec<Tensor>,
+    rows: usize,
+    call: Call<'_>,
+) -> Result<(Vec<Tensor>, Duration), ServerError> {
+    model.stages.preprocess(&mut inputs)?;
+    let executed = model.predictor.predict(inputs, rows, call).await?;
+    Ok((executed.outputs, executed.queue))
+}
+
+async fn run(
+    model: &LoadedModel,
+    mut req: Prepared,
+) -> Result<(InferResponse, Outputs, Duration), ServerError> {
+    let inputs = std::mem::take(&mut req.inputs);
+    let call = Call {
+        params: &req.params,
+        placement: req.placement,
+        wanted: &req.outputs.wanted,
+    };
+    let (mut outputs, queue) = predict(model, inputs, req.rows, call).await?;
+    model.stages.postprocess(&mut outputs)?;
+    if !req.outputs.wanted.is_empty() {
+        // Requested outputs come back in the order they were asked for.
+        let mut picked = Vec::with_capacity(req.outputs.wanted.len());
+        for w in &req.outputs.wanted {
+            if let Some(i) = outputs.iter().position(|t| t.name == w.name) {
+                let t = outputs.swap_remove(i);
+                picked.push(match w.classes {
+                    Some(n) => classify(t, n, model.labels.get(&w.name).map(Vec::as_slice))?,
+                    None => t,
+                });
+            }
+        }
+        outputs = picked;
+    }
+    let resp = InferResponse {
+        model_name: model.name.clone(),
+        model_version: model.version.to_string(),
+        id: req.id,
+        parameters: Default::default(),
+        outputs,
+    };
+    Ok((resp, req.outputs, queue))
+}
