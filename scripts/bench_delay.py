@@ -25,14 +25,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import bench_batching  # noqa: E402
 import pa_measure  # noqa: E402
 
-CONFIG = """name: "{name}"
-platform: "onnxruntime_onnx"
-max_batch_size: 64
-input [ {{ name: "input" data_type: TYPE_FP32 dims: [ 64 ] }} ]
-output [ {{ name: "output" data_type: TYPE_FP32 dims: [ 10 ] }} ]
-instance_group [ {{ count: 1 kind: KIND_CPU }} ]
-dynamic_batching {{ max_queue_delay_microseconds: {delay} }}
-"""
+CONFIG = (ROOT / "scripts" / "peers" / "triton_user_mlp.pbtxt").read_text()
 
 
 def main() -> None:
@@ -50,7 +43,11 @@ def main() -> None:
         m = work / "repo" / f"mlp_d{d}"
         (m / "1").mkdir(parents=True)
         os.symlink(ROOT / "models" / "mlp" / "1" / "model.onnx", m / "1" / "model.onnx")
-        (m / "config.pbtxt").write_text(CONFIG.format(name=f"mlp_d{d}", delay=d))
+        (m / "config.pbtxt").write_text(
+            CONFIG.replace("@NAME@", f"mlp_d{d}").replace(
+                "@BATCHING@", f"dynamic_batching {{ max_queue_delay_microseconds: {d} }}"
+            )
+        )
     log = (work / "server.log").open("wb")
     server = subprocess.Popen(
         [args.binary, "serve", "--model-repository", str(work / "repo"), "--address", "127.0.0.1",

@@ -212,32 +212,8 @@ prepare_osprey_repo() {
   rm -rf "$repo"
   mkdir -p "$repo/$MODEL/1"
   cp "$ONNX" "$repo/$MODEL/1/model.onnx"
-  cat >"$repo/$MODEL/config.pbtxt" <<EOF
-name: "$MODEL"
-platform: "onnxruntime_onnx"
-max_batch_size: 64
-input [
-  {
-    name: "input"
-    data_type: TYPE_FP32
-    dims: [ 64 ]
-  }
-]
-output [
-  {
-    name: "output"
-    data_type: TYPE_FP32
-    dims: [ 10 ]
-  }
-]
-instance_group [
-  {
-    count: 1
-    kind: KIND_CPU
-  }
-]
-dynamic_batching { }
-EOF
+  sed -e "s/@NAME@/$MODEL/" -e "s/@BATCHING@/dynamic_batching { }/" \
+    "$TEMPLATES/triton_user_mlp.pbtxt" >"$repo/$MODEL/config.pbtxt"
 }
 
 prepare_triton() {

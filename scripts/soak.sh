@@ -37,15 +37,8 @@ for name in mlp mlp_nobatch; do
   cp models/mlp/1/model.onnx "$WORK/repo/$name/1/model.onnx"
   batching=""
   [ "$name" = mlp ] && batching="dynamic_batching { }"
-  cat >"$WORK/repo/$name/config.pbtxt" <<CFG
-name: "$name"
-platform: "onnxruntime_onnx"
-max_batch_size: 64
-input [ { name: "input" data_type: TYPE_FP32 dims: [ 64 ] } ]
-output [ { name: "output" data_type: TYPE_FP32 dims: [ 10 ] } ]
-instance_group [ { count: 1 kind: KIND_CPU } ]
-$batching
-CFG
+  sed -e "s/@NAME@/$name/" -e "s/@BATCHING@/$batching/" scripts/peers/triton_user_mlp.pbtxt \
+    >"$WORK/repo/$name/config.pbtxt"
 done
 
 timeout -k 5 $((DURATION + 120)) "$OSPREY" serve --model-repository "$WORK/repo" --address 127.0.0.1 \

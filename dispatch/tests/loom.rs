@@ -60,45 +60,62 @@ fn submit(d: &Dispatcher<Fifo>, id: u32, expires: bool) {
     r.expect("submitted");
 }
 
-fn instances(d: &Arc<Dispatcher<Fifo>>, done: &Arc<Done>, n: usize) -> Vec<thread::JoinHandle<()>> {
-    (0..n)
-        .map(|_| {
-            let (d, done) = (d.clone(), done.clone());
-            thread::spawn(move || {
-                while let Some(batch) = d.next() {
-                    done.add(batch);
-                }
+/// A dispatcher over an empty [`Fifo`] of batches of up to `max`, with `n` instance threads.
+struct Rig {
+    d: Arc<Dispatcher<Fifo>>,
+    done: Arc<Done>,
+    workers: Vec<thread::JoinHandle<()>>,
+}
+
+impl Rig {
+    fn new(max: usize, n: usize) -> Rig {
+        let d = Arc::new(Dispatcher::new(Fifo {
+            items: VecDeque::new(),
+            max,
+        }));
+        let done = Arc::new(Done::default());
+        let workers = (0..n)
+            .map(|_| {
+                let (d, done) = (d.clone(), done.clone());
+                thread::spawn(move || {
+                    while let Some(batch) = d.next() {
+                        done.add(batch);
+                    }
+                })
             })
-        })
-        .collect()
+            .collect();
+        Rig { d, done, workers }
+    }
+
+    /// Closes the dispatcher, joins every instance and returns what ran, sorted.
+    fn close(self) -> Vec<u32> {
+        self.d.close();
+        for w in self.workers {
+            w.join().expect("instance");
+        }
+        let mut ids = self.done.ids.lock().expect("done").clone();
+        ids.sort_unstable();
+        ids
+    }
 }
 
 /// Two submitters racing two idle instances: both items run exactly once, before any close.
 #[test]
 fn no_lost_wakeup_with_two_instances() {
     loom::model(|| {
-        let d = Arc::new(Dispatcher::new(Fifo {
-            items: VecDeque::new(),
-            max: 1,
-        }));
-        let done = Arc::new(Done::default());
-        let workers = instances(&d, &done, 2);
+        let rig = Rig::new(1, 2);
         let submitters: Vec<_> = (0..2)
             .map(|id| {
-                let d = d.clone();
+                let d = rig.d.clone();
                 thread::spawn(move || submit(&d, id, false))
             })
             .collect();
         for s in submitters {
             s.join().expect("submitter");
         }
-        let mut ids = done.wait_for(2);
-        ids.sort_unstable();
-        assert_eq!(ids, vec![0, 1]);
-        d.close();
-        for w in workers {
-            w.join().expect("instance");
-        }
+        // Both ran before the close (a lost wake-up would deadlock here).
+        rig.done.wait_for(2);
+        assert_eq!(rig.close(), vec![0, 1]);
     });
 }
 
@@ -106,28 +123,18 @@ fn no_lost_wakeup_with_two_instances() {
 #[test]
 fn busy_instance_takes_what_arrived_meanwhile() {
     loom::model(|| {
-        let d = Arc::new(Dispatcher::new(Fifo {
-            items: VecDeque::new(),
-            max: 2,
-        }));
-        let done = Arc::new(Done::default());
-        let workers = instances(&d, &done, 1);
-        submit(&d, 0, false);
+        let rig = Rig::new(2, 1);
+        submit(&rig.d, 0, false);
         let late = {
-            let d = d.clone();
+            let d = rig.d.clone();
             thread::spawn(move || {
                 submit(&d, 1, false);
                 submit(&d, 2, false);
             })
         };
         late.join().expect("submitter");
-        let mut ids = done.wait_for(3);
-        ids.sort_unstable();
-        assert_eq!(ids, vec![0, 1, 2]);
-        d.close();
-        for w in workers {
-            w.join().expect("instance");
-        }
+        rig.done.wait_for(3);
+        assert_eq!(rig.close(), vec![0, 1, 2]);
     });
 }
 
@@ -136,13 +143,9 @@ fn busy_instance_takes_what_arrived_meanwhile() {
 #[test]
 fn timekeeper_is_woken_by_a_new_deadline() {
     loom::model(|| {
-        let d = Arc::new(Dispatcher::new(Fifo {
-            items: VecDeque::new(),
-            max: 1,
-        }));
-        let done = Arc::new(Done::default());
+        let rig = Rig::new(1, 0);
         let timer = {
-            let (d, done) = (d.clone(), done.clone());
+            let (d, done) = (rig.d.clone(), rig.done.clone());
             thread::spawn(move || {
                 d.run_timer(|f, _now| {
                     let (gone, keep): (Vec<_>, Vec<_>) = f.items.drain(..).partition(|i| i.1);
@@ -152,9 +155,9 @@ fn timekeeper_is_woken_by_a_new_deadline() {
                 })
             })
         };
-        submit(&d, 7, true);
-        assert_eq!(done.wait_for(1), vec![7]);
-        d.close();
+        submit(&rig.d, 7, true);
+        assert_eq!(rig.done.wait_for(1), vec![7]);
+        rig.d.close();
         timer.join().expect("timer");
     });
 }
@@ -163,20 +166,9 @@ fn timekeeper_is_woken_by_a_new_deadline() {
 #[test]
 fn close_drains_then_stops() {
     loom::model(|| {
-        let d = Arc::new(Dispatcher::new(Fifo {
-            items: VecDeque::new(),
-            max: 1,
-        }));
-        let done = Arc::new(Done::default());
-        let workers = instances(&d, &done, 2);
-        submit(&d, 0, false);
-        submit(&d, 1, false);
-        d.close();
-        for w in workers {
-            w.join().expect("instance");
-        }
-        let mut ids = done.ids.lock().expect("done").clone();
-        ids.sort_unstable();
-        assert_eq!(ids, vec![0, 1]);
+        let rig = Rig::new(1, 2);
+        submit(&rig.d, 0, false);
+        submit(&rig.d, 1, false);
+        assert_eq!(rig.close(), vec![0, 1]);
     });
 }

@@ -21,12 +21,9 @@ const ITERATIONS: usize = 60;
 /// The MLP as a Triton user configures it: batching on with Triton's defaults, or with a delay.
 fn repo(dynamic_batching: &str) -> tempfile::TempDir {
     let dir = temp_repo_with(&["mlp"]);
-    let config = format!(
-        "name: \"mlp\"\nplatform: \"onnxruntime_onnx\"\nmax_batch_size: 64\n\
-         input [ {{ name: \"input\" data_type: TYPE_FP32 dims: [ 64 ] }} ]\n\
-         output [ {{ name: \"output\" data_type: TYPE_FP32 dims: [ 10 ] }} ]\n\
-         instance_group [ {{ count: 1 kind: KIND_CPU }} ]\n{dynamic_batching}\n"
-    );
+    let config = include_str!("../../scripts/peers/triton_user_mlp.pbtxt")
+        .replace("@NAME@", "mlp")
+        .replace("@BATCHING@", dynamic_batching);
     std::fs::write(dir.path().join("mlp/config.pbtxt"), config).unwrap();
     dir
 }

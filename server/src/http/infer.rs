@@ -5,7 +5,7 @@ use crate::error::ServerError;
 use crate::infer::{infer as run_inference, Prepared};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use osprey_protocol::rest::{self, HEADER_LENGTH};
@@ -27,10 +27,11 @@ fn header_length(headers: &HeaderMap) -> Result<Option<usize>, ServerError> {
 pub async fn infer(
     State(s): State<Arc<AppState>>,
     Path(p): Path<ModelPath>,
-    headers: HeaderMap,
-    body: Body,
+    req: Request,
 ) -> Response {
-    match handle(&s, p, &headers, body).await {
+    // The request is taken whole: its headers are read in place, not copied out.
+    let (parts, body) = req.into_parts();
+    match handle(&s, p, &parts.headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
