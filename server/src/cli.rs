@@ -107,6 +107,66 @@ pub struct ServeArgs {
     /// --batcher-max-latency-ms).
     #[arg(long, value_name = "N")]
     pub batcher_max_batch_size: Option<i32>,
+    /// Most BYTES elements (strings) in one input of one request; more get 400.
+    #[arg(long, default_value_t = 65_536)]
+    pub max_bytes_elements: usize,
+    /// Most seconds one inference may take, queueing included; past it the request is dropped
+    /// (never run if still queued) and answered 504 / DEADLINE_EXCEEDED. 0: no limit.
+    #[arg(long, default_value_t = 0)]
+    pub request_timeout_secs: u64,
+    /// Most features (numbers, words or tokens) of one row the explainer takes.
+    #[arg(long, default_value_t = 512)]
+    pub explain_max_features: usize,
+    /// Most model evaluations (perturbed rows) one explanation may need.
+    #[arg(long, default_value_t = 65_536)]
+    pub explain_max_rows: usize,
+    /// Most seconds one explanation may run before it is stopped (504).
+    #[arg(long, default_value_t = 60)]
+    pub explain_timeout_secs: u64,
+    /// Let model files be symlinks to anywhere (by default every file a model uses must resolve
+    /// inside its own directory in the repository).
+    #[arg(long)]
+    pub model_symlinks: bool,
+    /// Most instances one model may start (the sum of its `instance_group` counts); a larger
+    /// configuration makes the model UNAVAILABLE with the reason.
+    #[arg(long, default_value_t = 64)]
+    pub max_instances_per_model: usize,
+    /// Most open REST connections; a connection beyond it gets 503 and is closed.
+    #[arg(long, default_value_t = 4096)]
+    pub http_max_connections: usize,
+    /// Most open gRPC connections; beyond it new connections are closed at once.
+    #[arg(long, default_value_t = 4096)]
+    pub grpc_max_connections: usize,
+    /// A client must send a whole request head within this many seconds of opening the
+    /// connection or of its previous answer (also the idle keep-alive timeout); 0: never.
+    #[arg(long, default_value_t = 30)]
+    pub http_header_timeout_secs: u64,
+    /// Most concurrent HTTP/2 streams per connection, REST and gRPC.
+    #[arg(long, default_value_t = 1024)]
+    pub max_concurrent_streams: u32,
+    /// PEM certificate chain: REST and gRPC are served over TLS (with --tls-key).
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: clients must present a certificate signed by one of them (mutual
+    /// TLS). Needs --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Triton's restricted APIs over REST, `<categories>:<header>=<value>`: requests to an
+    /// endpoint of these categories (comma-separated: health, metadata, inference,
+    /// shared-memory, model-config, model-repository, statistics, trace, logging) must carry
+    /// the header with that value. Repeatable, one category per flag at most.
+    #[arg(long, value_name = "SPEC")]
+    pub http_restricted_api: Vec<String>,
+    /// The same for gRPC (`--grpc-restricted-protocol` in Triton's spelling).
+    #[arg(long, value_name = "SPEC")]
+    pub grpc_restricted_protocol: Vec<String>,
+    /// File of bearer tokens, one per line: REST and gRPC requests other than health checks
+    /// must carry `Authorization: Bearer <token>` with one of them.
+    #[arg(long, value_name = "PATH")]
+    pub auth_token_file: Option<PathBuf>,
     /// On SIGTERM/SIGINT, how long in-flight requests may take before the server exits anyway.
     #[arg(long, alias = "exit-timeout-secs", default_value_t = 30)]
     pub shutdown_grace_secs: u64,

@@ -32,6 +32,14 @@ pub enum ServerError {
     LoadFailed { model: String, reason: String },
     #[error("internal error: {0}")]
     Internal(String),
+    /// A restricted API called without its header (Triton answers REST 403, gRPC UNAVAILABLE).
+    #[error("{0}")]
+    Restricted(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A request that ran past its deadline (`--request-timeout-secs`, the explainer's).
+    #[error("{0}")]
+    Timeout(String),
     #[error("remote predictor at {url} unavailable after {attempts} attempts: {reason}")]
     PredictorUnavailable {
         url: String,
@@ -47,6 +55,9 @@ pub enum ErrorKind {
     NotFound,
     Unavailable,
     TooLarge,
+    Forbidden,
+    Unauthenticated,
+    DeadlineExceeded,
     Internal,
 }
 
@@ -58,6 +69,9 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::TooLarge => "too_large",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::DeadlineExceeded => "deadline_exceeded",
             ErrorKind::Internal => "internal",
         }
     }
@@ -78,6 +92,9 @@ impl ServerError {
             | ServerError::Overloaded { .. }
             | ServerError::PredictorUnavailable { .. } => ErrorKind::Unavailable,
             ServerError::BodyTooLarge { .. } => ErrorKind::TooLarge,
+            ServerError::Restricted(_) => ErrorKind::Forbidden,
+            ServerError::Unauthenticated(_) => ErrorKind::Unauthenticated,
+            ServerError::Timeout(_) => ErrorKind::DeadlineExceeded,
             ServerError::Runtime(_) | ServerError::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -89,6 +106,9 @@ impl ServerError {
             ErrorKind::NotFound => http::StatusCode::NOT_FOUND,
             ErrorKind::Unavailable => http::StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::TooLarge => http::StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::Forbidden => http::StatusCode::FORBIDDEN,
+            ErrorKind::Unauthenticated => http::StatusCode::UNAUTHORIZED,
+            ErrorKind::DeadlineExceeded => http::StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Internal => http::StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -102,6 +122,9 @@ impl From<ServerError> for tonic::Status {
             ErrorKind::NotFound => tonic::Status::not_found(msg),
             ErrorKind::Unavailable => tonic::Status::unavailable(msg),
             ErrorKind::TooLarge => tonic::Status::resource_exhausted(msg),
+            ErrorKind::Forbidden => tonic::Status::unavailable(msg),
+            ErrorKind::Unauthenticated => tonic::Status::unauthenticated(msg),
+            ErrorKind::DeadlineExceeded => tonic::Status::deadline_exceeded(msg),
             ErrorKind::Internal => tonic::Status::internal(msg),
         }
     }

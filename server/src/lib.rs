@@ -3,8 +3,11 @@
 //!
 //! Start reading at [`server`] (start-up and shutdown), then [`http`] and [`grpc`] (front
 //! ends), [`infer`] (the path every inference takes), and [`model`] (registry, loading,
-//! instances, statistics). [`config`] reads Triton's `config.pbtxt`.
+//! instances, statistics). [`config`] reads Triton's `config.pbtxt`. [`access`] (restricted
+//! APIs, bearer tokens) and [`tls`] guard the front ends; `http::serve` and `grpc::incoming`
+//! bound their connections.
 
+pub mod access;
 pub mod classify;
 pub mod cli;
 pub mod config;
@@ -19,6 +22,7 @@ pub mod scheduler;
 pub mod server;
 pub mod stages;
 pub mod state;
+pub mod tls;
 pub mod views;
 
 pub use error::ServerError;

@@ -1,11 +1,12 @@
 //! Start-up and the run loop: bind listeners, load models, serve until shutdown, drain.
 
+use crate::access::Access;
 use crate::cli::ServeArgs;
 use crate::grpc::{HealthService, InferenceService};
 use crate::model::{LoadSettings, Registry};
 use crate::state::AppState;
+use crate::tls::{Tls, TlsFiles};
 use crate::{http, metrics};
-use axum::serve::ListenerExt;
 use osprey_protocol::grpc::health::health_server::HealthServer;
 use osprey_protocol::grpc::inference::grpc_inference_service_server::GrpcInferenceServiceServer;
 use osprey_runtimes::onnx::{locate_library, OnnxEnvironment};
@@ -31,6 +32,12 @@ pub enum StartError {
     },
     #[error("server failed: {0}")]
     Serve(String),
+    #[error("the shutdown grace period ({0} s) ended with requests still in flight")]
+    GraceExpired(u64),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Access(#[from] crate::access::AccessError),
 }
 
 /// The three listeners, bound before anything is served (port 0 works).
@@ -78,6 +85,18 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
             args.model_repository.display().to_string(),
         ));
     }
+    let access = (
+        Access::new(
+            "--http-restricted-api",
+            &args.http_restricted_api,
+            args.auth_token_file.as_deref(),
+        )?,
+        Access::new(
+            "--grpc-restricted-protocol",
+            &args.grpc_restricted_protocol,
+            args.auth_token_file.as_deref(),
+        )?,
+    );
     let library = locate_library(args.onnxruntime_library.as_deref())?;
     let env = OnnxEnvironment::init(&library)?;
     tracing::info!(library = %library.display(), "ONNX Runtime loaded");
@@ -92,6 +111,13 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
                 max_latency: std::time::Duration::from_millis(ms),
                 max_batch_size: args.batcher_max_batch_size,
             }),
+        model_symlinks: args.model_symlinks,
+        max_instances: args.max_instances_per_model,
+        limits: crate::model::RequestLimits {
+            max_bytes_elements: args.max_bytes_elements,
+            timeout: (args.request_timeout_secs > 0)
+                .then(|| Duration::from_secs(args.request_timeout_secs)),
+        },
     };
     let registry = Arc::new(Registry::new(args.model_repository.clone(), env, settings));
     let startup = if args.models.is_empty() {
@@ -115,6 +141,12 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
         startup,
         args.strict_readiness,
         args.http_max_body_bytes,
+        access,
+        crate::explain::ExplainLimits {
+            max_features: args.explain_max_features,
+            max_rows: args.explain_max_rows,
+            timeout: Duration::from_secs(args.explain_timeout_secs.max(1)),
+        },
     )))
 }
 
@@ -144,27 +176,51 @@ pub async fn run(
         }
     }
 
-    let app = http::router(state.clone());
-    // Small answers must not wait for Nagle's algorithm (40 ms stalls behind delayed ACKs).
-    let http_listener = listeners.http.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    let http_task = tokio::spawn(
-        axum::serve(http_listener, app)
-            .with_graceful_shutdown(until(stop_rx.clone()))
-            .into_future(),
-    );
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls::load(&TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.tls_client_ca.clone(),
+        })?),
+        _ => None,
+    };
+    let header_timeout = (args.http_header_timeout_secs > 0)
+        .then(|| Duration::from_secs(args.http_header_timeout_secs));
+    let http_task = tokio::spawn(http::serve::serve(
+        listeners.http,
+        http::router(state.clone()),
+        tls.as_ref()
+            .map(|t| tokio_rustls::TlsAcceptor::from(t.rest.clone())),
+        http::serve::HttpLimits {
+            max_connections: args.http_max_connections,
+            header_timeout,
+            max_streams: args.max_concurrent_streams,
+        },
+        stop_rx.clone(),
+    ));
 
     let inference = GrpcInferenceServiceServer::new(InferenceService::new(state.clone()))
         .max_decoding_message_size(max_msg)
         .max_encoding_message_size(max_msg);
     let health = HealthServer::new(HealthService::new(state.clone()));
-    let incoming =
-        tonic::transport::server::TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
+    let incoming = crate::grpc::incoming::capped(listeners.grpc, args.grpc_max_connections);
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(args.max_concurrent_streams)
+        .http2_keepalive_interval(Some(Duration::from_secs(60)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+    if let Some(t) = &tls {
+        let mut config = tonic::transport::ServerTlsConfig::new().identity(
+            tonic::transport::Identity::from_pem(&t.cert_pem, &t.key_pem),
+        );
+        if let Some(ca) = &t.client_ca_pem {
+            config = config.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+        }
+        builder = builder
+            .tls_config(config)
+            .map_err(|e| StartError::Serve(format!("gRPC TLS: {e}")))?;
+    }
     let grpc_task = tokio::spawn(
-        tonic::transport::Server::builder()
+        builder
             .add_service(inference)
             .add_service(health)
             .serve_with_incoming_shutdown(incoming, until(stop_rx.clone())),
@@ -200,7 +256,7 @@ pub async fn run(
         Ok(r) => r,
         Err(_) => {
             tracing::warn!("grace period over with requests still in flight; exiting");
-            Ok(())
+            Err(StartError::GraceExpired(grace.as_secs()))
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Shared server state: the registry plus what readiness and the front ends need.
 
+use crate::access::Access;
+use crate::explain::ExplainLimits;
 use crate::model::Registry;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,6 +14,11 @@ pub struct AppState {
     pub strict_readiness: bool,
     /// Largest REST body accepted, in bytes.
     pub http_max_body: usize,
+    /// Who may call what over REST and over gRPC.
+    pub http_access: Access,
+    pub grpc_access: Access,
+    /// What one explanation may cost.
+    pub explain_limits: ExplainLimits,
     shutting_down: AtomicBool,
 }
 
@@ -21,12 +28,17 @@ impl AppState {
         startup_models: Vec<String>,
         strict_readiness: bool,
         http_max_body: usize,
+        access: (Access, Access),
+        explain_limits: ExplainLimits,
     ) -> AppState {
         AppState {
             registry,
             startup_models,
             strict_readiness,
             http_max_body,
+            http_access: access.0,
+            grpc_access: access.1,
+            explain_limits,
             shutting_down: AtomicBool::new(false),
         }
     }

@@ -128,6 +128,10 @@ pub fn template(
     if let Some(n) = s.extension.container_concurrency.filter(|&n| n > 0) {
         args.extend(["--queue-per-instance".to_string(), n.to_string()]);
     }
+    if let Some(t) = s.extension.timeout.filter(|&t| t > 0) {
+        // KServe's per-component request timeout, in seconds.
+        args.extend(["--request-timeout-secs".to_string(), t.to_string()]);
+    }
     if let Some(b) = &s.extension.batcher {
         // KServe's batcher: maxLatency in milliseconds (default 5), maxBatchSize caps the batch.
         args.extend([

@@ -93,12 +93,13 @@ fn a_predictor_becomes_a_deployment_and_a_service() {
 
 #[test]
 fn the_batcher_becomes_server_flags() {
-    let y = BASIC.replace("  predictor:\n", "  predictor:\n    batcher: { maxBatchSize: 32, maxLatency: 500 }\n    containerConcurrency: 8\n");
+    let y = BASIC.replace("  predictor:\n", "  predictor:\n    batcher: { maxBatchSize: 32, maxLatency: 500 }\n    containerConcurrency: 8\n    timeout: 45\n");
     let objs = build(&isvc(&y), &owner(), &none, &Settings::default()).expect("builds");
     let a = args(&objs[0].stable).join(" ");
     assert!(a.contains("--batcher-max-latency-ms 500"), "{a}");
     assert!(a.contains("--batcher-max-batch-size 32"), "{a}");
     assert!(a.contains("--queue-per-instance 8"), "{a}");
+    assert!(a.contains("--request-timeout-secs 45"), "{a}");
 }
 
 #[test]

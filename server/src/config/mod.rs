@@ -2,16 +2,14 @@
 //! policies, and the JSON form served at `/v2/models/{m}/config`.
 
 mod complete;
-mod pbtxt;
 mod version;
 
 pub use complete::{complete, complete_remote, default_config, signature};
 pub use osprey_protocol::grpc::inference::ModelConfig;
 pub use version::{select_versions, versions_on_disk};
 
-use osprey_protocol::grpc::FILE_DESCRIPTOR_SET;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
-use std::sync::LazyLock;
+use osprey_protocol::pbtxt;
+use prost_reflect::{DynamicMessage, MessageDescriptor, SerializeOptions};
 
 /// Errors in a model's configuration; the model becomes UNAVAILABLE with this as its reason.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -22,24 +20,13 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-static POOL: LazyLock<Option<DescriptorPool>> =
-    LazyLock::new(|| DescriptorPool::decode(FILE_DESCRIPTOR_SET).ok());
-
 fn descriptor(full_name: &str) -> Result<MessageDescriptor, ConfigError> {
-    POOL.as_ref()
-        .and_then(|p| p.get_message_by_name(full_name))
-        .ok_or_else(|| ConfigError::Parse(format!("built-in descriptor of {full_name} is missing")))
+    pbtxt::descriptor(full_name).map_err(ConfigError::Parse)
 }
 
 /// Parses protobuf text format as Triton writes `config.pbtxt`.
 pub fn parse_pbtxt(text: &str) -> Result<ModelConfig, ConfigError> {
-    let msg = DynamicMessage::parse_text_format(
-        descriptor("inference.ModelConfig")?,
-        &pbtxt::add_list_colons(text),
-    )
-    .map_err(|e| ConfigError::Parse(e.to_string()))?;
-    msg.transcode_to::<ModelConfig>()
-        .map_err(|e| ConfigError::Parse(e.to_string()))
+    pbtxt::parse_model_config(text).map_err(ConfigError::Parse)
 }
 
 /// Triton's JSON form of a protobuf message (`full_name` such as `inference.ModelConfig`):

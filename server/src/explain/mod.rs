@@ -11,10 +11,11 @@ pub mod values;
 use crate::error::ServerError;
 use crate::infer::{predict, Call};
 use crate::model::LoadedModel;
+use futures::{StreamExt, TryStreamExt};
 use osprey_protocol::batch::{concat_inputs, split_outputs};
 use osprey_protocol::{InferRequest, Parameters, Tensor};
 use serde::Serialize;
-pub use settings::{Method, Settings};
+pub use settings::{ExplainLimits, Method, Settings};
 
 /// The explanation of one row.
 #[derive(Debug, Clone, Serialize)]
@@ -78,40 +79,68 @@ pub(crate) async fn evaluate(
     }];
     let params = Parameters::new();
     let placement = model.predictor.placement(&params)?;
-    let calls = parts.into_iter().zip(&sizes).map(|(part, &n)| {
-        let call = Call {
-            params: &params,
-            placement,
-            wanted: &wanted,
-        };
-        async move {
-            let outs = if stages {
-                predict(model, part, n, call).await?.0
-            } else {
-                model.predictor.predict(part, n, call).await?.outputs
+    let calls = parts
+        .into_iter()
+        .zip(sizes.iter().copied())
+        .map(|(part, n)| {
+            let call = Call {
+                params: &params,
+                placement,
+                wanted: &wanted,
             };
-            outs.into_iter()
-                .find(|t| t.name == output)
-                .map(|t| vec![t])
-                .ok_or_else(|| {
-                    ServerError::Internal(format!("the model did not return output '{output}'"))
-                })
-        }
-    });
-    let results = futures::future::try_join_all(calls).await?;
+            async move {
+                let outs = if stages {
+                    predict(model, part, n, call).await?.0
+                } else {
+                    model.predictor.predict(part, n, call).await?.outputs
+                };
+                outs.into_iter()
+                    .find(|t| t.name == output)
+                    .map(|t| vec![t])
+                    .ok_or_else(|| {
+                        ServerError::Internal(format!("the model did not return output '{output}'"))
+                    })
+            }
+        });
+    // A few requests in the queue at a time: an explanation takes its turn beside other clients'
+    // requests instead of filling the queue with its perturbations.
+    let results: Vec<Vec<Tensor>> = futures::stream::iter(calls)
+        .buffered(EXPLAIN_IN_FLIGHT)
+        .try_collect()
+        .await?;
     concat_inputs(results)
         .map_err(|e| ServerError::Internal(e.to_string()))?
         .pop()
         .ok_or_else(|| ServerError::Internal("no output rows".into()))
 }
 
-/// Explains every row of a request's (only) input.
+/// Requests of one explanation waiting in the model's queue at once.
+const EXPLAIN_IN_FLIGHT: usize = 2;
+
+/// Explains every row of a request's (only) input, within `limits` (past its deadline the
+/// work stops and its queued evaluations are dropped).
 pub async fn explain(
     model: &LoadedModel,
     req: InferRequest,
+    limits: ExplainLimits,
+) -> Result<ExplainResponse, ServerError> {
+    match tokio::time::timeout(limits.timeout, explain_within(model, req, limits)).await {
+        Ok(r) => r,
+        Err(_) => Err(ServerError::Timeout(format!(
+            "explain ran past {} s (--explain-timeout-secs) and was stopped",
+            limits.timeout.as_secs()
+        ))),
+    }
+}
+
+async fn explain_within(
+    model: &LoadedModel,
+    req: InferRequest,
+    limits: ExplainLimits,
 ) -> Result<ExplainResponse, ServerError> {
     model.signature.validate(&req)?;
-    let settings = Settings::resolve(model, &req.parameters)?;
+    crate::infer::prepared::check_bytes(model, &req.inputs)?;
+    let settings = Settings::resolve(model, &req.parameters, limits)?;
     let input = match req.inputs.as_slice() {
         [only] => only.clone(),
         other => {

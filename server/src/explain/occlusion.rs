@@ -23,6 +23,16 @@ pub async fn explain(
             input.name
         )));
     };
+    // Every row costs one evaluation per word (at least; word pieces are more, and are checked
+    // once tokenized): refuse what cannot be afforded before any work.
+    let planned = items.iter().fold(0usize, |acc, item| {
+        let words = item
+            .split(u8::is_ascii_whitespace)
+            .filter(|w| !w.is_empty())
+            .count();
+        acc.saturating_add(words.saturating_add(1))
+    });
+    s.limits.rows(planned)?;
     let mut out = Vec::with_capacity(items.len());
     let mut evaluated = 0;
     for (row, item) in items.iter().enumerate() {
@@ -80,6 +90,7 @@ async fn by_token(
         .filter(|(_, &sp)| sp == 0)
         .map(|(i, _)| i)
         .collect();
+    s.limits.features(&tok.input, positions.len(), "tokens")?;
     let base = tok.tensors(&enc);
     let len = e.len();
     let n = positions.len() + 1;
@@ -124,6 +135,7 @@ async fn by_word(
     s: &Settings,
 ) -> Result<(Vec<String>, Vec<Vec<f64>>, &'static str), ServerError> {
     let words: Vec<&str> = text.split_whitespace().collect();
+    s.limits.features(&input.name, words.len(), "words")?;
     let n = words.len() + 1;
     let mut strings = Vec::with_capacity(n);
     strings.push(Bytes::from(text.to_string()));

@@ -22,6 +22,53 @@ impl Method {
     }
 }
 
+/// What one explanation may cost (`--explain-max-*`, `--explain-timeout-secs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExplainLimits {
+    /// Most features of one row: numeric features, words or tokens.
+    pub max_features: usize,
+    /// Most rows the model may evaluate for one request (perturbations of every row).
+    pub max_rows: usize,
+    /// How long one explanation may run before it is stopped.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for ExplainLimits {
+    fn default() -> Self {
+        ExplainLimits {
+            max_features: 512,
+            max_rows: 65_536,
+            timeout: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+impl ExplainLimits {
+    /// Refuses a row of `n` features.
+    pub fn features(&self, input: &str, n: usize, what: &str) -> Result<(), ServerError> {
+        if n > self.max_features {
+            return Err(ServerError::BadRequest(format!(
+                "explain: input '{input}' has {n} {what} in one row; the server explains at most \
+                 {} (--explain-max-features)",
+                self.max_features
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses a request that would have the model evaluate `n` rows.
+    pub fn rows(&self, n: usize) -> Result<(), ServerError> {
+        if n > self.max_rows {
+            return Err(ServerError::BadRequest(format!(
+                "explain: this request needs {n} model evaluations; the server allows at most {} \
+                 (--explain-max-rows): lower 'samples' or send fewer rows",
+                self.max_rows
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub method: Method,
@@ -31,6 +78,7 @@ pub struct Settings {
     pub seed: u64,
     /// Per feature, or one value for all.
     pub baseline: Vec<f64>,
+    pub limits: ExplainLimits,
 }
 
 /// Default KernelSHAP coalitions.
@@ -68,7 +116,11 @@ fn baseline(p: &Parameters) -> Result<Option<Vec<f64>>, ServerError> {
 
 impl Settings {
     /// Resolves the settings for a request on `model`.
-    pub fn resolve(model: &LoadedModel, params: &Parameters) -> Result<Settings, ServerError> {
+    pub fn resolve(
+        model: &LoadedModel,
+        params: &Parameters,
+        limits: ExplainLimits,
+    ) -> Result<Settings, ServerError> {
         let cfg = model
             .config
             .stages
@@ -175,6 +227,7 @@ impl Settings {
             samples,
             seed,
             baseline,
+            limits,
         })
     }
 }

@@ -28,7 +28,14 @@ pub async fn explain(
             )))
         }
     };
-    let m = rest.iter().product::<i64>().max(0) as usize;
+    let m = rest
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(usize::try_from(d).ok()?))
+        .unwrap_or(usize::MAX);
+    s.limits.features(&input.name, m, "features")?;
+    // Each row: itself, the baseline and one evaluation per coalition.
+    s.limits
+        .rows(rows.saturating_mul(s.samples.saturating_add(2)))?;
     let baseline: Vec<f64> = match s.baseline.as_slice() {
         [one] => vec![*one; m],
         many if many.len() == m => many.to_vec(),

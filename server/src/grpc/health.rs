@@ -1,6 +1,7 @@
 //! Standard gRPC health checking (`grpc.health.v1.Health`), as Kubernetes gRPC probes use it.
 //! Service "" and "inference.GRPCInferenceService" are SERVING while the server is ready.
 
+use crate::access::Category;
 use crate::state::AppState;
 use osprey_protocol::grpc::health::health_check_response::ServingStatus;
 use osprey_protocol::grpc::health::health_server::Health;
@@ -40,6 +41,7 @@ impl Health for HealthService {
         &self,
         r: Request<HealthCheckRequest>,
     ) -> Result<Response<HealthCheckResponse>, Status> {
+        super::allow(&self.state.grpc_access, Category::Health, r.metadata())?;
         let status = status_of(&self.state, &r.into_inner().service)?;
         Ok(Response::new(HealthCheckResponse {
             status: status as i32,
@@ -52,6 +54,7 @@ impl Health for HealthService {
         &self,
         r: Request<HealthCheckRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        super::allow(&self.state.grpc_access, Category::Health, r.metadata())?;
         let service = r.into_inner().service;
         let state = self.state.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(4);

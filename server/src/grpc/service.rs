@@ -1,5 +1,6 @@
 //! `inference.GRPCInferenceService`.
 
+use crate::access::Category;
 use crate::error::ServerError;
 use crate::http::EXTENSIONS;
 use crate::infer::{infer, Prepared};
@@ -43,8 +44,9 @@ type StreamOut = Pin<Box<dyn Stream<Item = Result<ModelStreamInferResponse, Stat
 impl GrpcInferenceService for InferenceService {
     async fn server_live(
         &self,
-        _: Request<ServerLiveRequest>,
+        r: Request<ServerLiveRequest>,
     ) -> Result<Response<ServerLiveResponse>, Status> {
+        super::allow(&self.state.grpc_access, Category::Health, r.metadata())?;
         Ok(Response::new(ServerLiveResponse {
             live: self.state.live(),
         }))
@@ -52,8 +54,9 @@ impl GrpcInferenceService for InferenceService {
 
     async fn server_ready(
         &self,
-        _: Request<ServerReadyRequest>,
+        r: Request<ServerReadyRequest>,
     ) -> Result<Response<ServerReadyResponse>, Status> {
+        super::allow(&self.state.grpc_access, Category::Health, r.metadata())?;
         Ok(Response::new(ServerReadyResponse {
             ready: self.state.ready(),
         }))
@@ -63,6 +66,7 @@ impl GrpcInferenceService for InferenceService {
         &self,
         r: Request<ModelReadyRequest>,
     ) -> Result<Response<ModelReadyResponse>, Status> {
+        super::allow(&self.state.grpc_access, Category::Health, r.metadata())?;
         let r = r.into_inner();
         match self.state.registry.get(&r.name, Some(&r.version)) {
             Ok(_) => Ok(Response::new(ModelReadyResponse { ready: true })),
@@ -78,8 +82,9 @@ impl GrpcInferenceService for InferenceService {
 
     async fn server_metadata(
         &self,
-        _: Request<ServerMetadataRequest>,
+        r: Request<ServerMetadataRequest>,
     ) -> Result<Response<ServerMetadataResponse>, Status> {
+        super::allow(&self.state.grpc_access, Category::Metadata, r.metadata())?;
         Ok(Response::new(ServerMetadataResponse {
             name: "osprey".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -91,6 +96,7 @@ impl GrpcInferenceService for InferenceService {
         &self,
         r: Request<ModelMetadataRequest>,
     ) -> Result<Response<ModelMetadataResponse>, Status> {
+        super::allow(&self.state.grpc_access, Category::Metadata, r.metadata())?;
         let r = r.into_inner();
         Ok(Response::new(views::metadata(
             &self.state.registry,
@@ -103,6 +109,7 @@ impl GrpcInferenceService for InferenceService {
         &self,
         r: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
+        super::allow(&self.state.grpc_access, Category::Inference, r.metadata())?;
         Ok(Response::new(
             model_infer(&self.state, r.into_inner()).await?,
         ))
@@ -114,6 +121,7 @@ impl GrpcInferenceService for InferenceService {
         &self,
         r: Request<Streaming<ModelInferRequest>>,
     ) -> Result<Response<Self::ModelStreamInferStream>, Status> {
+        super::allow(&self.state.grpc_access, Category::Inference, r.metadata())?;
         let mut incoming = r.into_inner();
         let state = self.state.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -149,6 +157,7 @@ impl GrpcInferenceService for InferenceService {
         &self,
         r: Request<ModelConfigRequest>,
     ) -> Result<Response<ModelConfigResponse>, Status> {
+        super::allow(&self.state.grpc_access, Category::ModelConfig, r.metadata())?;
         let r = r.into_inner();
         let m = self
             .state
@@ -164,6 +173,7 @@ impl GrpcInferenceService for InferenceService {
         &self,
         r: Request<ModelStatisticsRequest>,
     ) -> Result<Response<ModelStatisticsResponse>, Status> {
+        super::allow(&self.state.grpc_access, Category::Statistics, r.metadata())?;
         let r = r.into_inner();
         Ok(Response::new(views::statistics(
             &self.state.registry,
@@ -176,6 +186,11 @@ impl GrpcInferenceService for InferenceService {
         &self,
         r: Request<RepositoryIndexRequest>,
     ) -> Result<Response<RepositoryIndexResponse>, Status> {
+        super::allow(
+            &self.state.grpc_access,
+            Category::ModelRepository,
+            r.metadata(),
+        )?;
         let r = r.into_inner();
         let models = self
             .state
@@ -196,6 +211,11 @@ impl GrpcInferenceService for InferenceService {
         &self,
         r: Request<RepositoryModelLoadRequest>,
     ) -> Result<Response<RepositoryModelLoadResponse>, Status> {
+        super::allow(
+            &self.state.grpc_access,
+            Category::ModelRepository,
+            r.metadata(),
+        )?;
         self.state.registry.load(&r.into_inner().model_name).await?;
         Ok(Response::new(RepositoryModelLoadResponse {}))
     }
@@ -204,6 +224,11 @@ impl GrpcInferenceService for InferenceService {
         &self,
         r: Request<RepositoryModelUnloadRequest>,
     ) -> Result<Response<RepositoryModelUnloadResponse>, Status> {
+        super::allow(
+            &self.state.grpc_access,
+            Category::ModelRepository,
+            r.metadata(),
+        )?;
         self.state
             .registry
             .unload(&r.into_inner().model_name)

@@ -40,7 +40,7 @@ pub async fn explain_v2(
             .transpose()?;
         let bytes = read_body(body, s.http_max_body).await?;
         let req = rest::decode_request(bytes, header_len)?;
-        run_explain(&model, req).await
+        run_explain(&model, req, s.explain_limits).await
     };
     match run.await {
         Ok(r) => Json(r).into_response(),
@@ -62,7 +62,7 @@ pub async fn v1(State(s): State<Arc<AppState>>, Path(spec): Path<String>, body: 
         let model = s.registry.get(name, None)?;
         let bytes = read_body(body, s.http_max_body).await?;
         let req = v1_request(&model, &bytes)?;
-        run_explain(&model, req).await
+        run_explain(&model, req, s.explain_limits).await
     };
     match run.await {
         Ok(r) => Json(r).into_response(),

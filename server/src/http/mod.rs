@@ -7,10 +7,16 @@ pub use health::EXTENSIONS;
 mod infer;
 mod models;
 mod repository;
+pub mod serve;
 
+use crate::access::{Category, Denied};
 use crate::error::ServerError;
 use crate::state::AppState;
 use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
@@ -71,7 +77,41 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(repository::unload),
         )
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
+}
+
+/// Before any handler: the whole body is read (bounded by `--http-max-body-bytes`), so that an
+/// answer given early — 404, 503, 403 — leaves the connection at the next request; then the
+/// endpoint's restrictions and bearer token are checked.
+async fn guard(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match read_body(body, s.http_max_body).await {
+        Ok(b) => b,
+        Err(e) => {
+            // The rest of the body is still on the wire: this connection cannot go on.
+            let mut r = e.into_response();
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
+    };
+    if !s.http_access.is_open() {
+        if let Some(category) = Category::of_rest_path(parts.uri.path()) {
+            let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
+            if let Err(denied) = s.http_access.check(category, header) {
+                let unauthenticated = denied == Denied::Unauthenticated;
+                let mut r = ServerError::from(denied).into_response();
+                if unauthenticated {
+                    r.headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                }
+                return r;
+            }
+        }
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 async fn not_found(uri: axum::http::Uri) -> ServerError {

@@ -23,7 +23,18 @@ pub async fn infer(
 ) -> Result<(InferResponse, Outputs), ServerError> {
     let start = Instant::now();
     let rows = req.rows;
-    let result = run(model, req).await;
+    let result = match model.limits.timeout {
+        None => run(model, req).await,
+        // Past the deadline the request is dropped: if still queued, no instance runs it.
+        Some(t) => tokio::time::timeout(t, run(model, req))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ServerError::Timeout(format!(
+                    "no answer within {} ms (--request-timeout-secs)",
+                    t.as_millis()
+                )))
+            }),
+    };
     let elapsed = start.elapsed();
     let metrics = model.predictor.metrics();
     match &result {

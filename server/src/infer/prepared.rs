@@ -6,7 +6,7 @@ use crate::classify::requested_count;
 use crate::error::ServerError;
 use crate::model::LoadedModel;
 use crate::scheduler::Placement;
-use osprey_protocol::{InferRequest, ParamValue, Parameters, Tensor};
+use osprey_protocol::{InferRequest, ParamValue, Parameters, Tensor, TensorData};
 
 /// One output the client asked for, with its choices parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +57,7 @@ impl Prepared {
     /// Validates `req` against `model`'s client-facing signature and parses its parameters.
     pub fn new(model: &LoadedModel, req: InferRequest) -> Result<Prepared, ServerError> {
         model.signature.validate(&req)?;
+        check_bytes(model, &req.inputs)?;
         let outputs = outputs(&req)?;
         let placement = model.predictor.placement(&req.parameters)?;
         let rows = rows(model.signature.max_batch_size, &req.inputs);
@@ -69,6 +70,25 @@ impl Prepared {
             params: req.parameters,
         })
     }
+}
+
+/// Refuses BYTES inputs of more elements than the server allows: each element costs far more
+/// than its bytes once tokenized.
+pub fn check_bytes(model: &LoadedModel, inputs: &[Tensor]) -> Result<(), ServerError> {
+    let max = model.limits.max_bytes_elements;
+    for t in inputs {
+        if let TensorData::Bytes(items) = &t.data {
+            if max > 0 && items.len() > max {
+                return Err(ServerError::BadRequest(format!(
+                    "input '{}' has {} BYTES elements; the server takes at most {max} per \
+                     input (--max-bytes-elements)",
+                    t.name,
+                    items.len()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The requested outputs' choices, and the request's default for the others.
@@ -107,7 +127,7 @@ pub fn rows(max_batch_size: i64, inputs: &[Tensor]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use osprey_protocol::{RequestedOutput, TensorData};
+    use osprey_protocol::RequestedOutput;
 
     fn output(name: &str, params: &[(&str, ParamValue)]) -> RequestedOutput {
         RequestedOutput {

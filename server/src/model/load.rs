@@ -1,6 +1,7 @@
 //! Loading one model's versions from the repository (blocking: call from a blocking thread).
 
 use super::backend::Backend;
+use super::files::{self, ModelFiles};
 use super::stats::Stats;
 use super::LoadedModel;
 use crate::config::{self, ModelConfig};
@@ -55,14 +56,28 @@ pub struct LoadSettings {
     pub queue_per_instance: usize,
     /// Dynamic batching for models whose configuration sets none (`--batcher-*`).
     pub batcher: Option<BatcherDefaults>,
+    /// Whether model files may be symlinks to outside their model's directory
+    /// (`--model-symlinks`).
+    pub model_symlinks: bool,
+    /// Most instances one model may start (`--max-instances-per-model`); 0: no limit.
+    pub max_instances: usize,
+    /// What one request may cost.
+    pub limits: super::RequestLimits,
 }
 
 /// Reads a model's configuration (or starts from an empty one) and decides its versions.
-pub fn plan(model_dir: &Path, name: &str) -> Result<(ModelConfig, Vec<u64>), String> {
+pub fn plan(files: &ModelFiles, name: &str) -> Result<(ModelConfig, Vec<u64>), String> {
+    let model_dir = files.dir();
     let pbtxt = model_dir.join("config.pbtxt");
     let mut cfg = if pbtxt.is_file() {
-        let text = std::fs::read_to_string(&pbtxt)
-            .map_err(|e| format!("cannot read {}: {e}", pbtxt.display()))?;
+        let path = files.find("configuration", "config.pbtxt", &[""])?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "cannot read {}: {}",
+                files.shown(Path::new("config.pbtxt")),
+                e.kind()
+            )
+        })?;
         config::parse_pbtxt(&text).map_err(|e| e.to_string())?
     } else {
         config::default_config(name)
@@ -79,11 +94,12 @@ pub fn plan(model_dir: &Path, name: &str) -> Result<(ModelConfig, Vec<u64>), Str
         // A remote predictor has no files: one version, 1.
         return Ok((cfg, vec![1]));
     };
+    files::check_relative("default_model_filename", &file)?;
     let available = config::versions_on_disk(model_dir, &file);
     if available.is_empty() {
         return Err(format!(
             "no version directory in {} holds {file}",
-            model_dir.display()
+            files.shown(Path::new(""))
         ));
     }
     let versions = config::select_versions(&cfg, &available);
@@ -124,8 +140,20 @@ fn intra_threads(
 }
 
 /// One accelerator per instance, from the instance groups (`KIND_GPU` spreads over `gpus`,
-/// GPU 0 when none are listed).
-fn accelerators(cfg: &ModelConfig) -> Vec<Accelerator> {
+/// GPU 0 when none are listed). More than `max` instances (0: no limit) is refused before any
+/// starts.
+fn accelerators(cfg: &ModelConfig, max: usize) -> Result<Vec<Accelerator>, String> {
+    let total: usize = cfg
+        .instance_group
+        .iter()
+        .map(|g| g.count.max(1) as usize)
+        .sum();
+    if max > 0 && total > max {
+        return Err(format!(
+            "instance_group asks for {total} instances; this server starts at most {max} per \
+             model (--max-instances-per-model)"
+        ));
+    }
     let mut out = Vec::new();
     for g in &cfg.instance_group {
         let gpu = g.kind == Kind::Gpu as i32;
@@ -144,21 +172,26 @@ fn accelerators(cfg: &ModelConfig) -> Vec<Accelerator> {
     if out.is_empty() {
         out.push(Accelerator::Cpu);
     }
-    out
+    Ok(out)
 }
 
 fn load_runtimes(
     backend: Backend,
     env: &OnnxEnvironment,
-    version_dir: &Path,
+    files: &ModelFiles,
+    version: u64,
     cfg: &ModelConfig,
     settings: &LoadSettings,
 ) -> Result<Vec<Box<dyn Runtime>>, String> {
+    let sub = version.to_string();
+    files.check_tree(&sub)?;
+    let version_dir = files.dir().join(&sub);
     let mut runtimes: Vec<Box<dyn Runtime>> = Vec::new();
     match backend {
         Backend::Onnx => {
-            let path = version_dir.join(backend.model_file(cfg).unwrap_or_default());
-            let accels = accelerators(cfg);
+            let file = backend.model_file(cfg).unwrap_or_default();
+            let path = files.find("default_model_filename", &file, &[&sub])?;
+            let accels = accelerators(cfg, settings.max_instances)?;
             let opts = LoadOptions {
                 intra_op_threads: intra_threads(cfg, settings, accels.len())?,
                 intra_op_spinning: settings.intra_op_spinning,
@@ -168,9 +201,9 @@ fn load_runtimes(
             }
         }
         Backend::Candle => {
-            for accel in accelerators(cfg) {
+            for accel in accelerators(cfg, settings.max_instances)? {
                 runtimes.push(Box::new(
-                    BertEncoder::load(version_dir, &accel).map_err(|e| e.to_string())?,
+                    BertEncoder::load(&version_dir, &accel).map_err(|e| e.to_string())?,
                 ));
             }
         }
@@ -183,14 +216,13 @@ fn load_runtimes(
 /// completes and checks the configuration and builds the stages around the predictor.
 pub fn load_version(
     env: &OnnxEnvironment,
-    model_dir: &Path,
+    files: &ModelFiles,
     base: &ModelConfig,
     version: u64,
     settings: &LoadSettings,
 ) -> Result<LoadedModel, String> {
     let mut cfg = base.clone();
     let backend = Backend::of(&cfg)?;
-    let version_dir = model_dir.join(version.to_string());
     let stats = Arc::new(Stats::default());
     let predictor = if let Some(remote) = cfg.stages.as_ref().and_then(|s| s.remote.as_ref()) {
         let client = RemoteClient::new(remote, &cfg.name)?;
@@ -200,7 +232,7 @@ pub fn load_version(
             metrics: ModelMetrics::new(&cfg.name, &version.to_string()),
         }
     } else {
-        let runtimes = load_runtimes(backend, env, &version_dir, &cfg, settings)?;
+        let runtimes = load_runtimes(backend, env, files, version, &cfg, settings)?;
         let first = runtimes.first().ok_or("no instance")?;
         config::complete(
             &mut cfg,
@@ -221,14 +253,18 @@ pub fn load_version(
         ))
     };
     let predictor_signature = config::signature(&cfg);
-    let dirs = [version_dir.as_path(), model_dir];
-    let stages = Stages::build(&cfg, &dirs, &predictor_signature)?;
+    let sub = version.to_string();
+    let stages = Stages::build(&cfg, files, &[&sub, ""], &predictor_signature)?;
     let signature = stages.client_signature(&predictor_signature);
     let mut labels = HashMap::new();
     for o in cfg.output.iter().filter(|o| !o.label_filename.is_empty()) {
         labels.insert(
             o.name.clone(),
-            read_labels(&model_dir.join(&o.label_filename))?,
+            read_labels(&files.find(
+                &format!("output '{}' label_filename", o.name),
+                &o.label_filename,
+                &[""],
+            )?)?,
         );
     }
     Ok(LoadedModel {
@@ -241,12 +277,29 @@ pub fn load_version(
         predictor,
         labels,
         stats,
+        limits: settings.limits,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instance_counts_are_capped_before_any_starts() {
+        let cfg = config::parse_pbtxt(
+            "instance_group [ { count: 3 kind: KIND_CPU }, { count: 10000 kind: KIND_CPU } ]",
+        )
+        .expect("parses");
+        let e = accelerators(&cfg, 64).unwrap_err();
+        assert!(
+            e.contains("10003") && e.contains("--max-instances-per-model"),
+            "{e}"
+        );
+        assert_eq!(accelerators(&cfg, 0).expect("no limit").len(), 10003);
+        let one = config::parse_pbtxt("").expect("parses");
+        assert_eq!(accelerators(&one, 1).expect("fits").len(), 1);
+    }
 
     #[test]
     fn the_batcher_fills_in_only_where_the_config_is_silent() {

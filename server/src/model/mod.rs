@@ -1,6 +1,7 @@
 //! Models: loading from the repository, per-version state, instances and statistics.
 
 mod backend;
+pub mod files;
 mod load;
 mod registry;
 pub mod stats;
@@ -32,4 +33,15 @@ pub struct LoadedModel {
     /// Labels per output, from `label_filename` (the classification extension).
     pub labels: HashMap<String, Vec<String>>,
     pub stats: Arc<Stats>,
+    /// What one request may ask of it.
+    pub limits: RequestLimits,
+}
+
+/// What one inference request may cost, server-wide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestLimits {
+    /// Most BYTES elements in one input (`--max-bytes-elements`); 0: no limit.
+    pub max_bytes_elements: usize,
+    /// How long one request may take, queue included (`--request-timeout-secs`).
+    pub timeout: Option<std::time::Duration>,
 }

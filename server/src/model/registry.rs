@@ -1,6 +1,7 @@
 //! The model registry: per model and version, a state that readiness, the repository index and
 //! inference all read. Nothing answers "ready" without asking it.
 
+use super::files::{valid_model_name, ModelFiles};
 use super::load::{load_version, plan, LoadSettings};
 use super::LoadedModel;
 use crate::error::ServerError;
@@ -72,6 +73,23 @@ impl Registry {
         }
     }
 
+    /// A load failure's reason without the server's own paths: the repository's location is
+    /// cut from any path a library put in the message.
+    fn scrub(&self, reason: String) -> String {
+        let mut out = reason;
+        let mut roots = vec![self.repository.clone()];
+        roots.extend(self.repository.canonicalize());
+        for root in roots {
+            let root = root.display().to_string();
+            if !root.is_empty() && root != "." {
+                out = out
+                    .replace(&format!("{root}/"), "")
+                    .replace(&root, "<repository>");
+            }
+        }
+        out
+    }
+
     /// Model directories in the repository, sorted.
     pub fn repository_models(&self) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(&self.repository) else {
@@ -100,12 +118,15 @@ impl Registry {
     pub async fn load(self: &Arc<Self>, name: &str) -> Result<(), ServerError> {
         let _guard = self.control.lock().await;
         let dir = self.repository.join(name);
-        if name.contains('/') || name.contains("..") || !dir.is_dir() {
+        if !valid_model_name(name) || !dir.is_dir() {
             return Err(ServerError::ModelNotFound(name.to_string()));
         }
-        let (cfg, versions) = match plan(&dir, name) {
+        let planned = ModelFiles::new(&self.repository, name, self.settings.model_symlinks)
+            .and_then(|files| Ok((plan(&files, name)?, files)));
+        let ((cfg, versions), files) = match planned {
             Ok(p) => p,
             Err(reason) => {
+                let reason = self.scrub(reason);
                 self.set(
                     name,
                     ModelEntry {
@@ -132,7 +153,7 @@ impl Registry {
         let results = tokio::task::spawn_blocking(move || {
             versions
                 .into_iter()
-                .map(|v| (v, load_version(&this.env, &dir, &cfg, v, &this.settings)))
+                .map(|v| (v, load_version(&this.env, &files, &cfg, v, &this.settings)))
                 .collect::<Vec<_>>()
         })
         .await
@@ -144,6 +165,7 @@ impl Registry {
             let state = match r {
                 Ok(m) => VersionState::Ready(Arc::new(m)),
                 Err(reason) => {
+                    let reason = self.scrub(reason);
                     tracing::warn!(model = name, version = v, %reason, "model version failed to load");
                     failures.push(format!("version {v}: {reason}"));
                     VersionState::Unavailable(reason)

@@ -13,6 +13,7 @@ pub mod tokenize;
 
 use crate::config::ModelConfig;
 use crate::error::ServerError;
+use crate::model::files::ModelFiles;
 use labels::LabelMap;
 use normalize::Normalize;
 use osprey_protocol::grpc::inference::transform_step::Step;
@@ -20,7 +21,6 @@ use osprey_protocol::grpc::inference::TransformStep;
 use osprey_protocol::{DataType, ModelSignature, Tensor};
 pub use predictor::Predictor;
 pub use remote::RemoteClient;
-use std::path::Path;
 use tokenize::Tokenize;
 
 /// A step before the predictor.
@@ -51,11 +51,13 @@ fn step_name(s: &TransformStep) -> &'static str {
 }
 
 impl Stages {
-    /// Builds the configured steps against the predictor's signature. `dirs` are where files
-    /// named by steps are looked for (the version directory, then the model directory).
+    /// Builds the configured steps against the predictor's signature. Files named by steps are
+    /// looked for in `subdirs` of the model's directory (the version directory, then the model
+    /// directory itself), and must lie inside it.
     pub fn build(
         cfg: &ModelConfig,
-        dirs: &[&Path],
+        files: &ModelFiles,
+        subdirs: &[&str],
         predictor: &ModelSignature,
     ) -> Result<Stages, String> {
         let Some(stages) = &cfg.stages else {
@@ -65,7 +67,7 @@ impl Stages {
         for (i, s) in stages.preprocess.iter().enumerate() {
             out.pre.push(match &s.step {
                 Some(Step::Tokenize(t)) => {
-                    Pre::Tokenize(Box::new(Tokenize::load(t, dirs, predictor)?))
+                    Pre::Tokenize(Box::new(Tokenize::load(t, files, subdirs, predictor)?))
                 }
                 Some(Step::Normalize(n)) => Pre::Normalize(Normalize::new(n, predictor)?),
                 _ => {
@@ -85,16 +87,11 @@ impl Stages {
                             l.output
                         ));
                     }
-                    let file = dirs
-                        .iter()
-                        .map(|d| d.join(&l.label_filename))
-                        .find(|p| p.is_file())
-                        .ok_or_else(|| {
-                            format!(
-                                "stages.postprocess[{i}]: labels.label_filename '{}' not found",
-                                l.label_filename
-                            )
-                        })?;
+                    let file = files.find(
+                        &format!("stages.postprocess[{i}]: labels.label_filename"),
+                        &l.label_filename,
+                        subdirs,
+                    )?;
                     Post::Labels(LabelMap {
                         output: l.output.clone(),
                         labels: labels::read_labels(&file)?,

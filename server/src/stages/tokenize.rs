@@ -3,9 +3,9 @@
 //! batcher pads further, per batch, when `batch_pad` names those inputs.
 
 use crate::error::ServerError;
+use crate::model::files::ModelFiles;
 use osprey_protocol::grpc::inference::TokenizeStep;
 use osprey_protocol::{DataType, ModelSignature, Tensor, TensorData, TensorSpec};
-use std::path::Path;
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
 /// The tensors a tokenizer can produce, by the predictor input names BERT-family models use.
@@ -46,27 +46,12 @@ pub struct Tokenize {
     pad_id: u32,
 }
 
-/// Finds `file` in the version directory, then the model directory.
-fn find(file: &str, dirs: &[&Path]) -> Result<std::path::PathBuf, String> {
-    dirs.iter()
-        .map(|d| d.join(file))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            format!(
-                "tokenize.tokenizer_file '{file}' not found in {}",
-                dirs.iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            )
-        })
-}
-
 impl Tokenize {
     /// Loads the tokenizer and matches what it produces to the predictor's inputs.
     pub fn load(
         step: &TokenizeStep,
-        dirs: &[&Path],
+        files: &ModelFiles,
+        subdirs: &[&str],
         predictor: &ModelSignature,
     ) -> Result<Tokenize, String> {
         if step.input.is_empty() {
@@ -77,9 +62,9 @@ impl Tokenize {
         } else {
             &step.tokenizer_file
         };
-        let path = find(file, dirs)?;
+        let path = files.find("tokenize.tokenizer_file", file, subdirs)?;
         let mut tokenizer = Tokenizer::from_file(&path)
-            .map_err(|e| format!("cannot load tokenizer {}: {e}", path.display()))?;
+            .map_err(|e| format!("cannot load tokenizer '{file}': {e}"))?;
         let pad_id = tokenizer.get_padding().map_or(0, |p| p.pad_id);
         // Padding happens per request and per batch, never to a fixed length.
         tokenizer.with_padding(None);

@@ -1,7 +1,34 @@
 //! Protobuf text format as Triton's tooling writes it. Protobuf's C++ parser lets a repeated
 //! message field in list form omit its colon (`input [ { ... } ]`), and every Triton example does
 //! so; prost-reflect insists on `input: [ ... ]`. [`add_list_colons`] inserts the colon, leaving
-//! strings and comments untouched.
+//! strings and comments untouched. [`parse_model_config`] parses a whole `config.pbtxt` against
+//! the built-in descriptors.
+
+use crate::grpc::inference::ModelConfig;
+use crate::grpc::FILE_DESCRIPTOR_SET;
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
+use std::sync::LazyLock;
+
+static POOL: LazyLock<Option<DescriptorPool>> =
+    LazyLock::new(|| DescriptorPool::decode(FILE_DESCRIPTOR_SET).ok());
+
+/// The built-in descriptor of a message (`inference.ModelConfig`, ...).
+pub fn descriptor(full_name: &str) -> Result<MessageDescriptor, String> {
+    POOL.as_ref()
+        .and_then(|p| p.get_message_by_name(full_name))
+        .ok_or_else(|| format!("built-in descriptor of {full_name} is missing"))
+}
+
+/// Parses protobuf text format as Triton writes `config.pbtxt`; the error is the parser's
+/// message (line and column).
+pub fn parse_model_config(text: &str) -> Result<ModelConfig, String> {
+    let msg = DynamicMessage::parse_text_format(
+        descriptor("inference.ModelConfig")?,
+        &add_list_colons(text),
+    )
+    .map_err(|e| e.to_string())?;
+    msg.transcode_to::<ModelConfig>().map_err(|e| e.to_string())
+}
 
 #[derive(PartialEq, Clone, Copy)]
 enum Prev {
