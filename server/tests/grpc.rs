@@ -219,6 +219,52 @@ async fn stream_infer_answers_in_order() {
     s.shutdown().await;
 }
 
+/// 100,000 requests on one stream: every answer arrives, in order, and the stream's requests
+/// run concurrently (the batcher sees more than one at a time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_stream_carries_100k_requests() {
+    const N: usize = 100_000;
+    let repo = common::temp_repo_with(&["identity"]);
+    let s = TestServer::start(repo.path()).await;
+    let mut c = s.grpc_client().await;
+    let row: Vec<u8> = (0..64).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    let reqs = tokio_stream::iter((0..N).map(move |i| ModelInferRequest {
+        model_name: "identity".into(),
+        id: i.to_string(),
+        inputs: vec![
+            osprey_protocol::grpc::inference::model_infer_request::InferInputTensor {
+                name: "input".into(),
+                datatype: "FP32".into(),
+                shape: vec![1, 64],
+                ..Default::default()
+            },
+        ],
+        raw_input_contents: vec![row.clone().into()],
+        ..Default::default()
+    }));
+    let mut stream = c.model_stream_infer(reqs).await.unwrap().into_inner();
+    let mut next = 0usize;
+    while let Some(msg) = stream.message().await.unwrap() {
+        assert_eq!(msg.error_message, "", "answer {next}");
+        let resp = msg.infer_response.expect("a response");
+        assert_eq!(
+            resp.id,
+            next.to_string(),
+            "answers come back in request order"
+        );
+        next += 1;
+    }
+    assert_eq!(next, N);
+    let (_, stats) = s.get("/v2/models/identity/stats").await;
+    let st = &stats["model_stats"][0];
+    assert_eq!(st["inference_count"].as_u64(), Some(N as u64));
+    assert!(
+        st["execution_count"].as_u64().unwrap() < N as u64,
+        "the stream's requests were batched together: {st}"
+    );
+    s.shutdown().await;
+}
+
 #[tokio::test]
 async fn statistics_and_repository_control() {
     let s = TestServer::start(&models_dir()).await;

@@ -12,7 +12,7 @@ use osprey_protocol::grpc::inference::*;
 use osprey_protocol::grpc::{request_from_grpc, response_to_grpc};
 use std::pin::Pin;
 use std::sync::Arc;
-use tokio_stream::{Stream, StreamExt};
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 /// The inference service over the shared state.
@@ -37,6 +37,9 @@ async fn model_infer(
     let (resp, _) = infer(&model, prepared, crate::metrics::Protocol::Grpc).await?;
     Ok(response_to_grpc(resp))
 }
+
+/// Requests of one stream running at once.
+const STREAM_IN_FLIGHT: usize = 64;
 
 type StreamOut = Pin<Box<dyn Stream<Item = Result<ModelStreamInferResponse, Status>> + Send>>;
 
@@ -122,28 +125,35 @@ impl GrpcInferenceService for InferenceService {
         r: Request<Streaming<ModelInferRequest>>,
     ) -> Result<Response<Self::ModelStreamInferStream>, Status> {
         super::allow(&self.state.grpc_access, Category::Inference, r.metadata())?;
-        let mut incoming = r.into_inner();
+        let incoming = r.into_inner();
         let state = self.state.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_IN_FLIGHT);
         tokio::spawn(async move {
-            while let Some(msg) = incoming.next().await {
-                let out = match msg {
-                    Ok(req) => match model_infer(&state, req).await {
-                        Ok(resp) => ModelStreamInferResponse {
-                            error_message: String::new(),
-                            infer_response: Some(resp),
-                        },
-                        Err(e) => ModelStreamInferResponse {
-                            error_message: e.to_string(),
-                            infer_response: None,
-                        },
-                    },
-                    Err(status) => {
-                        let _ = tx.send(Err(status)).await;
-                        break;
+            // Requests are read ahead and run concurrently (up to STREAM_IN_FLIGHT), so one
+            // stream can fill a batch; answers go back in request order.
+            let answers = futures::StreamExt::buffered(
+                futures::StreamExt::map(incoming, |msg| {
+                    let state = state.clone();
+                    async move {
+                        let req = msg?;
+                        Ok::<_, Status>(match model_infer(&state, req).await {
+                            Ok(resp) => ModelStreamInferResponse {
+                                error_message: String::new(),
+                                infer_response: Some(resp),
+                            },
+                            Err(e) => ModelStreamInferResponse {
+                                error_message: e.to_string(),
+                                infer_response: None,
+                            },
+                        })
                     }
-                };
-                if tx.send(Ok(out)).await.is_err() {
+                }),
+                STREAM_IN_FLIGHT,
+            );
+            futures::pin_mut!(answers);
+            while let Some(out) = futures::StreamExt::next(&mut answers).await {
+                let failed = out.is_err();
+                if tx.send(out).await.is_err() || failed {
                     break;
                 }
             }
