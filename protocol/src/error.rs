@@ -59,6 +59,8 @@ pub enum ProtocolError {
     NoTypedContents { tensor: String, datatype: DataType },
     #[error("raw_input_contents has {raw} entries but the request has {inputs} inputs")]
     RawCount { raw: usize, inputs: usize },
+    #[error("input '{tensor}': nested data does not nest as shape {} says: send one flat array, or arrays nested exactly as the shape", fmt_shape(.shape))]
+    Grouping { tensor: String, shape: Vec<i64> },
     #[error("input '{0}': both raw_input_contents and typed contents are set; send one of them")]
     RawAndContents(String),
     #[error("input '{tensor}': value {value} does not fit {datatype}")]

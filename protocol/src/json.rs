@@ -95,18 +95,104 @@ const EXACT: u64 = 1 << 53;
 
 impl<'de> Deserialize<'de> for JsonData {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut out = JsonData::default();
-        Flatten(&mut out).deserialize(d)?;
+        Ok(JsonTensorData::deserialize(d)?.data)
+    }
+}
+
+/// How nested arrays were grouped: the length of the arrays at each depth, and whether they
+/// disagreed (ragged arrays, or values beside arrays).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grouping {
+    /// Length of the first array seen at each depth (depth 0: the outer array). Inner arrays
+    /// end before outer ones, so a depth can be filled in before the ones above it.
+    dims: Vec<Option<usize>>,
+    /// Depth of the first value seen, once one is.
+    leaf_depth: Option<usize>,
+    ragged: bool,
+}
+
+impl Grouping {
+    fn array(&mut self, depth: usize, len: usize) {
+        if self.dims.len() <= depth {
+            self.dims.resize(depth + 1, None);
+        }
+        match self.dims.get_mut(depth) {
+            Some(slot @ None) => *slot = Some(len),
+            Some(Some(d)) if *d == len => {}
+            _ => self.ragged = true,
+        }
+    }
+
+    fn leaf(&mut self, depth: usize) {
+        match self.leaf_depth {
+            None => self.leaf_depth = Some(depth),
+            Some(d) if d == depth => {}
+            Some(_) => self.ragged = true,
+        }
+    }
+
+    /// Checks nested data against the tensor's shape: flat data (one array of values) fits any
+    /// shape whose element count matches (checked elsewhere); nested data must nest exactly as
+    /// the shape says.
+    pub fn check(&self, tensor: &str, shape: &[i64]) -> Result<(), crate::ProtocolError> {
+        if self.dims.len() <= 1 && !self.ragged {
+            return Ok(());
+        }
+        let fits = !self.ragged
+            && self.dims.len() == shape.len()
+            && self
+                .dims
+                .iter()
+                .zip(shape)
+                .all(|(d, &s)| d.and_then(|d| i64::try_from(d).ok()) == Some(s));
+        if fits {
+            Ok(())
+        } else {
+            Err(crate::ProtocolError::Grouping {
+                tensor: tensor.to_string(),
+                shape: shape.to_vec(),
+            })
+        }
+    }
+}
+
+/// Tensor `data` with how it was grouped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JsonTensorData {
+    pub data: JsonData,
+    pub grouping: Grouping,
+}
+
+impl<'de> Deserialize<'de> for JsonTensorData {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut out = JsonTensorData::default();
+        Flatten {
+            data: &mut out.data,
+            grouping: &mut out.grouping,
+            depth: 0,
+        }
+        .deserialize(d)?;
         Ok(out)
     }
 }
 
-struct Flatten<'a>(&'a mut JsonData);
+struct Flatten<'a> {
+    data: &'a mut JsonData,
+    grouping: &'a mut Grouping,
+    depth: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for Flatten<'_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
+    }
+}
+
+impl Flatten<'_> {
+    fn push(self, v: JsonScalar) {
+        self.grouping.leaf(self.depth);
+        self.data.push(v);
     }
 }
 
@@ -116,34 +202,45 @@ impl<'de> Visitor<'de> for Flatten<'_> {
         f.write_str("a flat or nested array of numbers, booleans or strings")
     }
     fn visit_bool<E>(self, v: bool) -> Result<(), E> {
-        self.0.push(JsonScalar::Bool(v));
+        self.push(JsonScalar::Bool(v));
         Ok(())
     }
     fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.0.push(JsonScalar::I64(v));
+        self.push(JsonScalar::I64(v));
         Ok(())
     }
     fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.0.push(JsonScalar::U64(v));
+        self.push(JsonScalar::U64(v));
         Ok(())
     }
     fn visit_f64<E>(self, v: f64) -> Result<(), E> {
-        self.0.push(JsonScalar::F64(v));
+        self.push(JsonScalar::F64(v));
         Ok(())
     }
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.0.push(JsonScalar::Str(v.to_string()));
+        self.push(JsonScalar::Str(v.to_string()));
         Ok(())
     }
     fn visit_string<E>(self, v: String) -> Result<(), E> {
-        self.0.push(JsonScalar::Str(v));
+        self.push(JsonScalar::Str(v));
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         if let Some(n) = seq.size_hint() {
-            self.0.reserve(n.min(4096));
+            self.data.reserve(n.min(4096));
         }
-        while seq.next_element_seed(Flatten(self.0))?.is_some() {}
+        let mut len = 0usize;
+        while seq
+            .next_element_seed(Flatten {
+                data: &mut *self.data,
+                grouping: &mut *self.grouping,
+                depth: self.depth + 1,
+            })?
+            .is_some()
+        {
+            len += 1;
+        }
+        self.grouping.array(self.depth, len);
         Ok(())
     }
 }
@@ -178,6 +275,30 @@ mod tests {
             neg,
             JsonData::Scalars(vec![JsonScalar::I64(-9007199254740993)])
         );
+    }
+
+    #[test]
+    fn nested_data_must_nest_as_the_shape_says() {
+        let g = |text: &str| {
+            serde_json::from_str::<JsonTensorData>(text)
+                .expect("valid")
+                .grouping
+        };
+        assert!(
+            g("[1, 2, 3, 4]").check("x", &[2, 2]).is_ok(),
+            "flat fits any shape"
+        );
+        assert!(g("[[1, 2], [3, 4]]").check("x", &[2, 2]).is_ok());
+        assert!(g("[[[1, 2]], [[3, 4]]]").check("x", &[2, 1, 2]).is_ok());
+        for (text, shape) in [
+            ("[[1, 2, 3], [4]]", vec![2, 2]),
+            ("[[1, 2], [3, 4]]", vec![1, 4]),
+            ("[[1, 2], 3, 4]", vec![2, 2]),
+            ("[[1, 2], [3, 4]]", vec![2, 1, 2]),
+        ] {
+            let e = g(text).check("x", &shape).expect_err(text).to_string();
+            assert!(e.contains("input 'x'") && e.contains("nest"), "{text}: {e}");
+        }
     }
 
     #[test]

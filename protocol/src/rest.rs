@@ -5,7 +5,7 @@
 
 use crate::datatype::DataType;
 use crate::error::ProtocolError;
-use crate::json::JsonData;
+use crate::json::JsonTensorData;
 use crate::parameters::{ParamValue, Parameters};
 use crate::request::{InferRequest, InferResponse, RequestedOutput};
 use crate::signature::TensorSpec;
@@ -37,7 +37,7 @@ pub(crate) struct RestTensorIn {
     #[serde(default)]
     parameters: Parameters,
     #[serde(default)]
-    data: Option<JsonData>,
+    data: Option<JsonTensorData>,
 }
 
 #[derive(Deserialize)]
@@ -93,7 +93,10 @@ pub(crate) fn decode_tensors(
                 let raw = binary.split_to(size);
                 TensorData::from_wire(datatype, &raw, &t.name)?
             }
-            (None, Some(json)) => TensorData::from_json(datatype, json, &t.name)?,
+            (None, Some(json)) => {
+                json.grouping.check(&t.name, &t.shape)?;
+                TensorData::from_json(datatype, json.data, &t.name)?
+            }
             (None, None) => return Err(ProtocolError::MissingData(t.name)),
         };
         out.push(Tensor::new(t.name, t.shape, data)?);
