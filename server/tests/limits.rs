@@ -275,3 +275,51 @@ async fn bytes_and_explanations_are_bounded_with_errors_naming_the_limit() {
     );
     s.assert_still_serving().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unload_stops_a_load_in_progress() {
+    let repo = temp_repo_with(&["mlp", "heavy"]);
+    let path = repo.path().join("heavy/config.pbtxt");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Many instances of the 21 MB model: a load that takes seconds.
+    let text = match text.contains("instance_group") {
+        true => text.replace("count: 1", "count: 32"),
+        false => format!("{text}\ninstance_group [ {{ count: 32 kind: KIND_CPU }} ]\n"),
+    };
+    std::fs::write(&path, text).unwrap();
+    let s = TestServer::start_with(repo.path(), |a| a.models = vec!["mlp".into()]).await;
+    let load = {
+        let (client, url) = (s.client.clone(), s.url("/v2/repository/models/heavy/load"));
+        tokio::spawn(async move {
+            let r = client.post(url).body("{}").send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    // Wait (bounded) until the index shows the load under way, then unload.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, v) = s.post_json("/v2/repository/index", &json!({})).await;
+        let loading = v.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|m| m["name"] == "heavy" && m["state"] == "LOADING")
+        });
+        if loading {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the load never showed: {v}"
+        );
+        tokio::task::yield_now().await;
+    }
+    let (status, v) = s
+        .post_json("/v2/repository/models/heavy/unload", &json!({}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, text) = load.await.unwrap();
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("load cancelled by an unload"), "{text}");
+    let (_, v) = s.get("/v2/models/heavy/ready").await;
+    assert_ne!(v["ready"], true);
+    s.assert_still_serving().await;
+}

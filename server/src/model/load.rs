@@ -15,6 +15,7 @@ use osprey_runtimes::onnx::OnnxEnvironment;
 use osprey_runtimes::{LoadOptions, Runtime};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// KServe's batcher as server-wide defaults (`--batcher-*`).
@@ -175,6 +176,15 @@ fn accelerators(cfg: &ModelConfig, max: usize) -> Result<Vec<Accelerator>, Strin
     Ok(out)
 }
 
+/// Stops a load between two instances once an unload asked for it.
+fn check_cancel(cancel: &AtomicBool) -> Result<(), String> {
+    if cancel.load(Ordering::Relaxed) {
+        Err("load cancelled by an unload".into())
+    } else {
+        Ok(())
+    }
+}
+
 fn load_runtimes(
     backend: Backend,
     env: &OnnxEnvironment,
@@ -182,6 +192,7 @@ fn load_runtimes(
     version: u64,
     cfg: &ModelConfig,
     settings: &LoadSettings,
+    cancel: &AtomicBool,
 ) -> Result<Vec<Box<dyn Runtime>>, String> {
     let sub = version.to_string();
     files.check_tree(&sub)?;
@@ -197,11 +208,13 @@ fn load_runtimes(
                 intra_op_spinning: settings.intra_op_spinning,
             };
             for _ in accels {
+                check_cancel(cancel)?;
                 runtimes.push(Box::new(env.load(&path, &opts).map_err(|e| e.to_string())?));
             }
         }
         Backend::Candle => {
             for accel in accelerators(cfg, settings.max_instances)? {
+                check_cancel(cancel)?;
                 runtimes.push(Box::new(
                     BertEncoder::load(&version_dir, &accel).map_err(|e| e.to_string())?,
                 ));
@@ -220,6 +233,7 @@ pub fn load_version(
     base: &ModelConfig,
     version: u64,
     settings: &LoadSettings,
+    cancel: &AtomicBool,
 ) -> Result<LoadedModel, String> {
     let mut cfg = base.clone();
     let backend = Backend::of(&cfg)?;
@@ -232,7 +246,7 @@ pub fn load_version(
             metrics: ModelMetrics::new(&cfg.name, &version.to_string()),
         }
     } else {
-        let runtimes = load_runtimes(backend, env, files, version, &cfg, settings)?;
+        let runtimes = load_runtimes(backend, env, files, version, &cfg, settings, cancel)?;
         let first = runtimes.first().ok_or("no instance")?;
         config::complete(
             &mut cfg,

@@ -8,6 +8,7 @@ use crate::error::ServerError;
 use osprey_runtimes::onnx::OnnxEnvironment;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// The state of one model version.
@@ -56,6 +57,9 @@ pub struct Registry {
     models: RwLock<BTreeMap<String, ModelEntry>>,
     /// Serialises load and unload so that two of them never race on one model.
     control: tokio::sync::Mutex<()>,
+    /// The load in progress, if any: an unload sets its flag and the load stops before its next
+    /// instance (without waiting for `control`, which the load holds).
+    loading: std::sync::Mutex<Option<(String, Arc<AtomicBool>)>>,
 }
 
 fn poisoned<T>(_: T) -> ServerError {
@@ -70,6 +74,7 @@ impl Registry {
             settings,
             models: RwLock::new(BTreeMap::new()),
             control: Default::default(),
+            loading: Default::default(),
         }
     }
 
@@ -149,15 +154,22 @@ impl Registry {
         }
         self.set(name, loading)?;
 
+        let cancel = Arc::new(AtomicBool::new(false));
+        *self.loading.lock().map_err(poisoned)? = Some((name.to_string(), cancel.clone()));
         let this = self.clone();
         let results = tokio::task::spawn_blocking(move || {
             versions
                 .into_iter()
-                .map(|v| (v, load_version(&this.env, &files, &cfg, v, &this.settings)))
+                .map(|v| {
+                    let r = load_version(&this.env, &files, &cfg, v, &this.settings, &cancel);
+                    (v, r)
+                })
                 .collect::<Vec<_>>()
         })
-        .await
-        .map_err(|e| ServerError::Internal(format!("model loader stopped: {e}")))?;
+        .await;
+        *self.loading.lock().map_err(poisoned)? = None;
+        let results =
+            results.map_err(|e| ServerError::Internal(format!("model loader stopped: {e}")))?;
 
         let mut entry = ModelEntry::default();
         let mut failures = Vec::new();
@@ -188,6 +200,12 @@ impl Registry {
     /// Unloads every version of a model. Requests already running finish first; the model then
     /// shows as UNAVAILABLE "unloaded".
     pub async fn unload(&self, name: &str) -> Result<(), ServerError> {
+        // A load of this model in progress stops before its next instance.
+        if let Some((loading, cancel)) = self.loading.lock().map_err(poisoned)?.as_ref() {
+            if loading == name {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        }
         let _guard = self.control.lock().await;
         let mut models = self.models.write().map_err(poisoned)?;
         let entry = models
