@@ -52,6 +52,9 @@ def post(path: str, body: bytes, timeout: float = 300.0) -> tuple[int, float, st
             return r.status, time.monotonic() - t0, r.read(300).decode(errors="replace")
     except urllib.error.HTTPError as e:
         return e.code, time.monotonic() - t0, e.read(300).decode(errors="replace")
+    except (urllib.error.URLError, OSError) as e:
+        # Closed before the request was sent whole: e.g. the connection cap's 503 and close.
+        return 0, time.monotonic() - t0, str(e)
 
 
 def start(extra: list[str]) -> subprocess.Popen:
@@ -80,8 +83,9 @@ def stop(p: subprocess.Popen) -> None:
 
 
 def loadtest(args: list[str], out: Path) -> dict:
+    url = [] if "--url" in args else ["--url", f"127.0.0.1:{HTTP}"]
     subprocess.run([str(BIN), "loadtest", "-m", "mlp", "--metrics-url", f"127.0.0.1:{METRICS}",
-                    "--json", str(out), *args], check=True, stdout=subprocess.DEVNULL,
+                    "--json", str(out), *url, *args], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     step = json.loads(out.read_text())[0]
     return {"throughput": round(step["throughput"]), "ok": step["ok"], "errors": step["errors"],
@@ -119,18 +123,21 @@ def overload(work: Path) -> dict:
                    work / "cap.json")
     out["capacity"] = cap
     rate = 2 * cap["throughput"]
-    lt = subprocess.Popen([str(BIN), "loadtest", "-m", "mlp", "--transport", "rest-binary",
+    lt = subprocess.Popen([str(BIN), "loadtest", "-m", "mlp", "--url", f"127.0.0.1:{HTTP}",
+                           "--transport", "rest-binary",
                            "--rate", str(rate), "--duration", "10", "--warmup", "1",
                            "--json", str(work / "over.json")],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(4)  # into the measured part of the overload: the queue is full by then
-    rejects = []
+    rejects, probes = [], {}
     body = json.dumps({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32",
                                    "data": [0.5] * 64}]}).encode()
     for _ in range(50):
         st, dt, _ = post("/v2/models/mlp/infer", body, timeout=30)
-        if st == 503:
+        probes[st] = probes.get(st, 0) + 1
+        if st in (0, 503):
             rejects.append(dt * 1e6)
+    out["probe_statuses"] = {str(k): v for k, v in probes.items()}
     out["rss_during_kib"] = rss_kib(p.pid)
     lt.wait()
     step = json.loads((work / "over.json").read_text())[0]
@@ -155,7 +162,8 @@ def slow_connections(work: Path, n: int) -> dict:
     out["before"] = loadtest(["--transport", "rest-binary", "--concurrency", "8", "--duration",
                               "5"], work / "before.json")
     # A normal REST client whose keep-alive connections exist before the flood.
-    during = subprocess.Popen([str(BIN), "loadtest", "-m", "mlp", "--transport", "rest-binary",
+    during = subprocess.Popen([str(BIN), "loadtest", "-m", "mlp", "--url", f"127.0.0.1:{HTTP}",
+                               "--transport", "rest-binary",
                                "--concurrency", "8", "--duration", "8", "--warmup", "0",
                                "--json", str(work / "during.json")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

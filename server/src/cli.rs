@@ -118,7 +118,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 512)]
     pub explain_max_features: usize,
     /// Most model evaluations (perturbed rows) one explanation may need.
-    #[arg(long, default_value_t = 65_536)]
+    #[arg(long, default_value_t = 262_144)]
     pub explain_max_rows: usize,
     /// Most seconds one explanation may run before it is stopped (504).
     #[arg(long, default_value_t = 60)]

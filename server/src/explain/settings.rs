@@ -37,7 +37,7 @@ impl Default for ExplainLimits {
     fn default() -> Self {
         ExplainLimits {
             max_features: 512,
-            max_rows: 65_536,
+            max_rows: 262_144,
             timeout: std::time::Duration::from_secs(60),
         }
     }
