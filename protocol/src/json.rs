@@ -5,7 +5,22 @@
 
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+use std::cell::Cell;
 use std::fmt;
+
+thread_local! {
+    /// Most strings one tensor's JSON data may hold while [`with_string_limit`] runs.
+    static MAX_STRINGS: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// Runs `parse` (a synchronous JSON parse on this thread) refusing tensor data of more than
+/// `max` strings, before they are all in memory: each string costs far more than its bytes.
+pub fn with_string_limit<T>(max: usize, parse: impl FnOnce() -> T) -> T {
+    let previous = MAX_STRINGS.with(|m| m.replace(max));
+    let out = parse();
+    MAX_STRINGS.with(|m| m.set(previous));
+    out
+}
 
 /// One JSON scalar of tensor data.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,9 +181,13 @@ pub struct JsonTensorData {
 impl<'de> Deserialize<'de> for JsonTensorData {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut out = JsonTensorData::default();
+        let mut strings = Budget {
+            left: MAX_STRINGS.with(Cell::get),
+        };
         Flatten {
             data: &mut out.data,
             grouping: &mut out.grouping,
+            strings: &mut strings,
             depth: 0,
         }
         .deserialize(d)?;
@@ -176,9 +195,15 @@ impl<'de> Deserialize<'de> for JsonTensorData {
     }
 }
 
+/// Strings one tensor's data may still hold.
+struct Budget {
+    left: usize,
+}
+
 struct Flatten<'a> {
     data: &'a mut JsonData,
     grouping: &'a mut Grouping,
+    strings: &'a mut Budget,
     depth: usize,
 }
 
@@ -193,6 +218,19 @@ impl Flatten<'_> {
     fn push(self, v: JsonScalar) {
         self.grouping.leaf(self.depth);
         self.data.push(v);
+    }
+
+    fn string<E: serde::de::Error>(self, v: String) -> Result<(), E> {
+        if self.strings.left == 0 {
+            return Err(E::custom(format!(
+                "tensor data holds more than {} strings, the most this server takes per input \
+                 (--max-bytes-elements)",
+                MAX_STRINGS.with(Cell::get)
+            )));
+        }
+        self.strings.left -= 1;
+        self.push(JsonScalar::Str(v));
+        Ok(())
     }
 }
 
@@ -217,13 +255,11 @@ impl<'de> Visitor<'de> for Flatten<'_> {
         self.push(JsonScalar::F64(v));
         Ok(())
     }
-    fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.push(JsonScalar::Str(v.to_string()));
-        Ok(())
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.string(v.to_string())
     }
-    fn visit_string<E>(self, v: String) -> Result<(), E> {
-        self.push(JsonScalar::Str(v));
-        Ok(())
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<(), E> {
+        self.string(v)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         if let Some(n) = seq.size_hint() {
@@ -234,6 +270,7 @@ impl<'de> Visitor<'de> for Flatten<'_> {
             .next_element_seed(Flatten {
                 data: &mut *self.data,
                 grouping: &mut *self.grouping,
+                strings: &mut *self.strings,
                 depth: self.depth + 1,
             })?
             .is_some()
@@ -299,6 +336,22 @@ mod tests {
             let e = g(text).check("x", &shape).expect_err(text).to_string();
             assert!(e.contains("input 'x'") && e.contains("nest"), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn strings_past_the_limit_stop_the_parse() {
+        let text = r#"[["a", "b"], ["c", "d"]]"#;
+        let ok = with_string_limit(4, || serde_json::from_str::<JsonTensorData>(text));
+        assert_eq!(ok.expect("4 fit").data.len(), 4);
+        let e = with_string_limit(3, || serde_json::from_str::<JsonTensorData>(text))
+            .expect_err("5th string")
+            .to_string();
+        assert!(
+            e.contains("more than 3 strings") && e.contains("--max-bytes-elements"),
+            "{e}"
+        );
+        // The limit applies only inside the call.
+        assert!(serde_json::from_str::<JsonTensorData>(text).is_ok());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use osprey_protocol::rest::{self, HEADER_LENGTH};
+use osprey_protocol::rest::HEADER_LENGTH;
 use osprey_protocol::{DataType, InferRequest, Parameters, Tensor, TensorData};
 use std::sync::Arc;
 
@@ -39,7 +39,7 @@ pub async fn explain_v2(
             })
             .transpose()?;
         let bytes = read_body(body, s.http_max_body).await?;
-        let req = rest::decode_request(bytes, header_len)?;
+        let req = super::infer::decode(&model, bytes, header_len)?;
         run_explain(&model, req, s.explain_limits).await
     };
     match run.await {

@@ -3,6 +3,7 @@
 use super::{read_body, ModelPath};
 use crate::error::ServerError;
 use crate::infer::{infer as run_inference, Prepared};
+use crate::model::LoadedModel;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -22,6 +23,20 @@ fn header_length(headers: &HeaderMap) -> Result<Option<usize>, ServerError> {
             "header Inference-Header-Content-Length: '{text}' is not a non-negative integer"
         ))
     })
+}
+
+/// Decodes a JSON or binary-extension body, refusing JSON tensor data of more strings than the
+/// server takes (`--max-bytes-elements`) before they are all in memory.
+pub(super) fn decode(
+    model: &LoadedModel,
+    bytes: bytes::Bytes,
+    header_len: Option<usize>,
+) -> Result<osprey_protocol::InferRequest, ProtocolError> {
+    let max = match model.limits.max_bytes_elements {
+        0 => usize::MAX,
+        n => n,
+    };
+    osprey_protocol::json::with_string_limit(max, || rest::decode_request(bytes, header_len))
 }
 
 pub async fn infer(
@@ -59,7 +74,7 @@ async fn handle(
         };
         rest::decode_raw_request(bytes, input, model.signature.max_batch_size > 0)?
     } else {
-        rest::decode_request(bytes, header_len)?
+        decode(&model, bytes, header_len)?
     };
     let req = Prepared::new(&model, req)?;
     let (resp, outputs) = run_inference(&model, req, crate::metrics::Protocol::Http).await?;
