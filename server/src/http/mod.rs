@@ -81,11 +81,32 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Before any handler: the whole body is read (bounded by `--http-max-body-bytes`), so that an
-/// answer given early — 404, 503, 403 — leaves the connection at the next request; then the
-/// endpoint's restrictions and bearer token are checked.
+/// Before any handler: the endpoint's restrictions and bearer token are checked (a refused
+/// request's body is drained, not kept), then the whole body is read (bounded by
+/// `--http-max-body-bytes`), so that an answer given early — 404, 503, 403 — leaves the
+/// connection at the next request.
 async fn guard(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
+    if !s.http_access.is_open() {
+        if let Some(category) = Category::of_rest_path(parts.uri.path()) {
+            let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
+            if let Err(denied) = s.http_access.check(category, header) {
+                // Refused before its body is kept: the body is only drained (bounded).
+                let drained = drain(body, s.http_max_body).await;
+                let unauthenticated = denied == Denied::Unauthenticated;
+                let mut r = ServerError::from(denied).into_response();
+                if unauthenticated {
+                    r.headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                }
+                if !drained {
+                    r.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                return r;
+            }
+        }
+    }
     let bytes = match read_body(body, s.http_max_body).await {
         Ok(b) => b,
         Err(e) => {
@@ -96,26 +117,30 @@ async fn guard(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Resp
             return r;
         }
     };
-    if !s.http_access.is_open() {
-        if let Some(category) = Category::of_rest_path(parts.uri.path()) {
-            let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
-            if let Err(denied) = s.http_access.check(category, header) {
-                let unauthenticated = denied == Denied::Unauthenticated;
-                let mut r = ServerError::from(denied).into_response();
-                if unauthenticated {
-                    r.headers_mut()
-                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                }
-                return r;
-            }
-        }
-    }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
 
 async fn not_found(uri: axum::http::Uri) -> ServerError {
     ServerError::NoEndpoint(uri.path().to_string())
+}
+
+/// Reads and discards a body; false when it is longer than `limit` or broken (the connection
+/// then cannot carry another request).
+async fn drain(mut body: Body, limit: usize) -> bool {
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => {
+                seen = seen.saturating_add(f.data_ref().map_or(0, |d| d.len()));
+                if seen > limit {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// Reads a whole body, refusing more than `limit` bytes.
