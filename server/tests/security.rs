@@ -52,6 +52,31 @@ fn make_pki(dir: &Path) -> Pki {
     }
 }
 
+/// A server on the MLP with TLS (and, if `mutual`, client certificates from the CA), its PKI,
+/// and the directories that must outlive it.
+async fn start_tls(mutual: bool) -> (TestServer, Pki, [tempfile::TempDir; 2]) {
+    let repo = temp_repo_with(&["mlp"]);
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(pki_dir.path());
+    let d = pki_dir.path().to_path_buf();
+    let s = TestServer::start_with(repo.path(), |a| {
+        a.tls_cert = Some(d.join("server.pem"));
+        a.tls_key = Some(d.join("server.key"));
+        a.tls_client_ca = mutual.then(|| d.join("ca.pem"));
+    })
+    .await;
+    (s, pki, [repo, pki_dir])
+}
+
+/// Whether a gRPC client reports the server live.
+async fn live(g: &mut GrpcInferenceServiceClient<Channel>) -> bool {
+    g.server_live(ServerLiveRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .live
+}
+
 /// GET `path` over TLS with rustls; the status line and body, or the handshake's error.
 async fn https_get(
     addr: std::net::SocketAddr,
@@ -114,15 +139,7 @@ async fn grpc_tls(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_and_grpc_over_tls() {
-    let repo = temp_repo_with(&["mlp"]);
-    let pki_dir = tempfile::tempdir().unwrap();
-    let pki = make_pki(pki_dir.path());
-    let d = pki_dir.path().to_path_buf();
-    let s = TestServer::start_with(repo.path(), |a| {
-        a.tls_cert = Some(d.join("server.pem"));
-        a.tls_key = Some(d.join("server.key"));
-    })
-    .await;
+    let (s, pki, _dirs) = start_tls(false).await;
     let text = https_get(s.http, &pki.ca, None, "/v2/health/ready")
         .await
         .expect("TLS request");
@@ -135,27 +152,12 @@ async fn rest_and_grpc_over_tls() {
         .await
         .is_err());
     let mut g = grpc_tls(s.grpc, &pki.ca, None).await.expect("gRPC TLS");
-    assert!(
-        g.server_live(ServerLiveRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .live
-    );
+    assert!(live(&mut g).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_needs_a_client_certificate_from_the_ca() {
-    let repo = temp_repo_with(&["mlp"]);
-    let pki_dir = tempfile::tempdir().unwrap();
-    let pki = make_pki(pki_dir.path());
-    let d = pki_dir.path().to_path_buf();
-    let s = TestServer::start_with(repo.path(), |a| {
-        a.tls_cert = Some(d.join("server.pem"));
-        a.tls_key = Some(d.join("server.key"));
-        a.tls_client_ca = Some(d.join("ca.pem"));
-    })
-    .await;
+    let (s, pki, _dirs) = start_tls(true).await;
     let anonymous = https_get(s.http, &pki.ca, None, "/v2/health/ready").await;
     assert!(
         anonymous.is_err() || anonymous.as_deref().is_ok_and(|t| !t.contains("200")),
@@ -175,13 +177,7 @@ async fn mutual_tls_needs_a_client_certificate_from_the_ca() {
         "gRPC served without a client certificate"
     );
     let mut g = grpc_tls(s.grpc, &pki.ca, client).await.expect("gRPC mTLS");
-    assert!(
-        g.server_live(ServerLiveRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .live
-    );
+    assert!(live(&mut g).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
