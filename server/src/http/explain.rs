@@ -12,7 +12,6 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use osprey_protocol::rest::HEADER_LENGTH;
 use osprey_protocol::{DataType, InferRequest, Parameters, Tensor, TensorData};
 use std::sync::Arc;
 
@@ -24,20 +23,7 @@ pub async fn explain_v2(
 ) -> Response {
     let run = async {
         let model = s.registry.get(&p.model, p.version.as_deref())?;
-        let header_len = headers
-            .get(HEADER_LENGTH)
-            .map(|v| {
-                v.to_str()
-                    .ok()
-                    .and_then(|t| t.trim().parse::<usize>().ok())
-                    .ok_or_else(|| {
-                        ServerError::BadRequest(
-                            "header Inference-Header-Content-Length is not a non-negative integer"
-                                .into(),
-                        )
-                    })
-            })
-            .transpose()?;
+        let header_len = super::infer::header_length(&headers)?;
         let bytes = read_body(body, s.http_max_body).await?;
         let req = super::infer::decode(&model, bytes, header_len)?;
         run_explain(&model, req, s.explain_limits).await

@@ -13,7 +13,7 @@ use osprey_protocol::rest::{self, HEADER_LENGTH};
 use osprey_protocol::ProtocolError;
 use std::sync::Arc;
 
-fn header_length(headers: &HeaderMap) -> Result<Option<usize>, ServerError> {
+pub(super) fn header_length(headers: &HeaderMap) -> Result<Option<usize>, ServerError> {
     let Some(v) = headers.get(HEADER_LENGTH) else {
         return Ok(None);
     };
