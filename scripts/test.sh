@@ -7,6 +7,8 @@ bash scripts/setup.sh
 # The controller's integration tests start a real kube-apiserver + etcd (v1.20, from Debian
 # packages; built once, cached under ~/.cache/osprey/k8s) and use its kubectl.
 bash scripts/k8s/build-apiserver.sh >/dev/null
+# A one-shot build gains nothing from incremental state, which takes gigabytes of disk.
+export CARGO_INCREMENTAL=0
 # cargo test also builds target/debug/osprey (the integration tests run it), so the
 # conformance tests reuse that binary: one profile, no second build.
 cargo test --workspace --all-targets

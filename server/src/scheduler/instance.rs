@@ -55,6 +55,10 @@ pub(super) fn run_batch(runtime: &mut dyn Runtime, batch: Vec<Entry<Job>>, share
         });
     match result {
         Ok((split, times)) => {
+            shared.last_compute_ns.store(
+                u64::try_from(times.compute_infer.as_nanos()).unwrap_or(u64::MAX),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             shared.stats.executed(times, replies.len() as u64);
             shared.metrics.executed(
                 total as u64,

@@ -8,6 +8,12 @@
 //! variable (microsecond precision), and a timekeeper thread, only for models whose queue policy
 //! has timeouts, answers requests that time out while every instance is busy. [`instance`] runs
 //! batches; [`order`] keeps answers in arrival order when `preserve_ordering` is set.
+//!
+//! A quick model skips the hand-off when it would only cost: a request that finds the queue empty
+//! and an instance idle runs on the submitting thread with that instance's runtime (each
+//! runtime sits behind its own lock, held only while it runs), when batching could not have
+//! merged it with anything and the model's last execution took at most
+//! [`BatchPolicy::inline_max`].
 
 mod instance;
 pub mod order;
@@ -19,13 +25,14 @@ use crate::error::ServerError;
 use crate::metrics::ModelMetrics;
 use crate::model::stats::Stats;
 use order::Orderer;
-use osprey_dispatch::Dispatcher;
+use osprey_dispatch::{Dispatcher, Source};
 use osprey_protocol::{Parameters, ProtocolError, Tensor};
 use osprey_runtimes::Runtime;
 pub use policy::{BatchPolicy, Placement};
 use queue::ShapeKey;
 use source::JobQueue;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -58,6 +65,8 @@ pub struct Shared {
     metrics: ModelMetrics,
     /// Inputs padded per batch, with their pad values.
     pads: Vec<(String, f64)>,
+    /// The last execution's compute time in nanoseconds (`u64::MAX` before the first).
+    last_compute_ns: AtomicU64,
     /// Sequence numbers in the order their answers were sent (tests check `preserve_ordering`
     /// here, where the answer leaves, not where a task happens to be polled).
     #[cfg(test)]
@@ -87,6 +96,8 @@ pub struct Scheduler {
     dispatcher: Arc<Dispatcher<JobQueue>>,
     shared: Arc<Shared>,
     policy: BatchPolicy,
+    /// One runtime per instance; instance thread `i` runs batches with `runtimes[i]`.
+    runtimes: Arc<[Mutex<Box<dyn Runtime>>]>,
 }
 
 impl Scheduler {
@@ -104,6 +115,7 @@ impl Scheduler {
             stats,
             metrics: ModelMetrics::new(model, version),
             pads: policy.pads.clone(),
+            last_compute_ns: AtomicU64::new(u64::MAX),
             #[cfg(test)]
             sent: Default::default(),
         });
@@ -116,13 +128,16 @@ impl Scheduler {
                 tracing::error!(model, error = %e, "could not start a scheduler thread");
             }
         };
-        for (i, mut runtime) in runtimes.into_iter().enumerate() {
-            let (d, shared) = (dispatcher.clone(), shared.clone());
+        let runtimes: Arc<[Mutex<Box<dyn Runtime>>]> =
+            runtimes.into_iter().map(Mutex::new).collect();
+        for i in 0..runtimes.len() {
+            let (d, shared, runtimes) = (dispatcher.clone(), shared.clone(), runtimes.clone());
             spawn(
                 format!("osprey-{model}-{i}"),
                 Box::new(move || {
                     while let Some(batch) = d.next() {
-                        instance::run_batch(&mut *runtime, batch, &shared);
+                        let mut runtime = runtimes[i].lock().unwrap_or_else(|p| p.into_inner());
+                        instance::run_batch(&mut **runtime, batch, &shared);
                     }
                 }),
             );
@@ -138,6 +153,7 @@ impl Scheduler {
             dispatcher,
             shared,
             policy,
+            runtimes,
         }
     }
 
@@ -163,6 +179,10 @@ impl Scheduler {
         rows: usize,
         placement: Placement,
     ) -> Result<Executed, ServerError> {
+        let inputs = match self.run_inline(inputs, rows) {
+            Ok(answer) => return answer,
+            Err(inputs) => inputs,
+        };
         let Placement { level, timeout } = placement;
         let key: ShapeKey = if self.policy.dynamic {
             queue::shape_key(&inputs, &self.policy)
@@ -187,6 +207,52 @@ impl Scheduler {
                 self.shared.model
             ))
         })?
+    }
+}
+
+impl Scheduler {
+    /// Runs the request here and now when the model is quick, the queue empty and an instance
+    /// idle (see the module's documentation); hands the inputs back otherwise.
+    fn run_inline(
+        &self,
+        inputs: Vec<Tensor>,
+        rows: usize,
+    ) -> Result<Result<Executed, ServerError>, Vec<Tensor>> {
+        let limit = u64::try_from(self.policy.inline_max.as_nanos()).unwrap_or(u64::MAX);
+        if limit == 0 || self.shared.last_compute_ns.load(Ordering::Relaxed) > limit {
+            return Err(inputs);
+        }
+        // An instance whose runtime is free is idle or about to take a batch; with the queue
+        // empty it has nothing to take, so nothing queued earlier is overtaken.
+        let Some(mut runtime) = self.runtimes.iter().find_map(|r| r.try_lock().ok()) else {
+            return Err(inputs);
+        };
+        if !self.dispatcher.with(JobQueue::is_empty) {
+            return Err(inputs);
+        }
+        let (reply, mut rx) = oneshot::channel();
+        let entry = queue::Entry {
+            // Sequence numbers only order answers under `preserve_ordering`, never inline.
+            seq: 0,
+            rows,
+            key: ShapeKey::default(),
+            enqueued: Instant::now(),
+            deadline: None,
+            level: 0,
+            item: Job {
+                inputs,
+                reply,
+                span: tracing::Span::current(),
+            },
+        };
+        instance::run_batch(&mut **runtime, vec![entry], &self.shared);
+        drop(runtime);
+        Ok(rx.try_recv().unwrap_or_else(|_| {
+            Err(ServerError::Internal(format!(
+                "model '{}' ran a request without answering it",
+                self.shared.model
+            )))
+        }))
     }
 }
 

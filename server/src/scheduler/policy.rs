@@ -55,7 +55,18 @@ pub struct BatchPolicy {
     pub pads: Vec<(String, f64)>,
     /// The predictor's input names in the configuration's order (the batching key's order).
     pub inputs: Vec<String>,
+    /// A request that arrives to an empty queue and an idle instance runs on the submitting
+    /// thread when the model's last execution took at most this long (zero: never). See
+    /// [`INLINE_MAX`].
+    pub inline_max: Duration,
 }
+
+/// The longest execution that runs on the thread that received the request (a network thread)
+/// instead of being handed to an instance thread and back: two thread wake-ups cost more than
+/// a model this quick, and a network thread held this long does not starve its other
+/// connections. Only where batching could not merge the request with anything anyway: no
+/// `max_queue_delay_microseconds`, no `preserve_ordering`.
+pub const INLINE_MAX: Duration = Duration::from_micros(200);
 
 fn queue_policy(p: Option<&ModelQueuePolicy>, cap: usize) -> QueuePolicy {
     let p = p.cloned().unwrap_or_default();
@@ -122,6 +133,12 @@ impl BatchPolicy {
                 .map(|p| (p.input.clone(), p.value))
                 .collect(),
             inputs: config.input.iter().map(|i| i.name.clone()).collect(),
+            inline_max: if db.preserve_ordering || (dynamic && db.max_queue_delay_microseconds > 0)
+            {
+                Duration::ZERO
+            } else {
+                INLINE_MAX
+            },
         }
     }
 
@@ -193,6 +210,11 @@ mod tests {
         assert_eq!(p.preferred, vec![4, 8]);
         assert_eq!(p.max_queue_delay, Duration::from_micros(500));
         assert!(p.preserve_ordering);
+        assert_eq!(
+            p.inline_max,
+            Duration::ZERO,
+            "a delay means waiting for company"
+        );
         assert_eq!(p.levels.len(), 2);
         assert_eq!(p.default_level, 1);
         assert_eq!(p.levels[1].max_queue_size, 3);
@@ -230,5 +252,22 @@ mod tests {
         assert!(!p.dynamic);
         assert_eq!(p.levels.len(), 1);
         assert_eq!(p.default_level, 0);
+        assert_eq!(p.inline_max, INLINE_MAX);
+    }
+
+    #[test]
+    fn only_batching_without_delay_or_ordering_may_run_inline() {
+        let inline = |text: &str| {
+            BatchPolicy::from_config(&parse_pbtxt(text).expect("parses"), 10).inline_max
+        };
+        assert_eq!(inline("max_batch_size: 8 dynamic_batching { }"), INLINE_MAX);
+        assert_eq!(
+            inline("max_batch_size: 8 dynamic_batching { max_queue_delay_microseconds: 100 }"),
+            Duration::ZERO
+        );
+        assert_eq!(
+            inline("max_batch_size: 8 dynamic_batching { preserve_ordering: true }"),
+            Duration::ZERO
+        );
     }
 }

@@ -288,6 +288,7 @@ mod tests {
             default_level: 0,
             pads: vec![],
             inputs: vec!["x".into()],
+            inline_max: Duration::ZERO,
         }
     }
 

@@ -69,6 +69,7 @@ fn policy(max: usize, delay_us: u64) -> BatchPolicy {
         default_level: 0,
         pads: vec![],
         inputs: vec!["x".into()],
+        inline_max: Duration::ZERO,
     }
 }
 
@@ -361,4 +362,70 @@ mod properties {
             })?;
         }
     }
+}
+
+/// Passes "x" through and records the name of the thread that ran each execution.
+struct ThreadRecorder {
+    threads: Arc<Mutex<Vec<String>>>,
+}
+
+impl Runtime for ThreadRecorder {
+    fn inputs(&self) -> &[TensorSpec] {
+        &[]
+    }
+    fn outputs(&self) -> &[TensorSpec] {
+        &[]
+    }
+    fn run(&mut self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, RuntimeError> {
+        let name = std::thread::current().name().unwrap_or("").to_string();
+        self.threads.lock().expect("threads").push(name);
+        Ok(inputs
+            .into_iter()
+            .map(|mut t| {
+                t.name = "y".into();
+                t
+            })
+            .collect())
+    }
+}
+
+fn recorder(policy: BatchPolicy) -> (Scheduler, Arc<Mutex<Vec<String>>>) {
+    let threads = Arc::new(Mutex::new(Vec::new()));
+    let runtime = Box::new(ThreadRecorder {
+        threads: threads.clone(),
+    }) as Box<dyn Runtime>;
+    let s = Scheduler::start("m", "1", vec![runtime], policy, Arc::new(Stats::default()));
+    (s, threads)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_quick_model_runs_on_the_callers_thread_once_measured() {
+    let mut p = policy(4, 0);
+    p.inline_max = Duration::from_secs(1);
+    let (s, threads) = recorder(p);
+    for i in 0..3 {
+        let out = submit(&s, vec![i as f32], Parameters::default())
+            .await
+            .expect("answer");
+        assert_eq!(out, vec![i as f32]);
+    }
+    let threads = threads.lock().expect("threads").clone();
+    let caller = std::thread::current().name().unwrap_or("").to_string();
+    // The first execution is measured on the instance; the next two find it idle and quick.
+    assert_eq!(
+        threads,
+        vec!["osprey-m-0".to_string(), caller.clone(), caller]
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn without_an_inline_limit_every_request_goes_to_the_instance() {
+    let (s, threads) = recorder(policy(4, 0));
+    for i in 0..3 {
+        submit(&s, vec![i as f32], Parameters::default())
+            .await
+            .expect("answer");
+    }
+    let threads = threads.lock().expect("threads").clone();
+    assert_eq!(threads, vec!["osprey-m-0".to_string(); 3]);
 }
