@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the decoders that read untrusted bytes with cargo-fuzz (libFuzzer + AddressSanitizer,
 # nightly toolchain): REST JSON bodies, REST binary-extension and raw bodies, gRPC
-# ModelInferRequest conversion, config.pbtxt parsing (targets in fuzz/fuzz_targets/).
+# ModelInferRequest conversion, config.pbtxt parsing, the tokenizer stage's encoding (targets in
+# fuzz/fuzz_targets/).
 #   scripts/fuzz.sh                      # every target, 10,000,000 executions each
 #   RUNS=100000 scripts/fuzz.sh rest_json
 # Seeds come from fuzz/corpus/<target> (committed); what the fuzzer adds goes to
@@ -10,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-10000000}
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(rest_json rest_binary grpc_request pbtxt)
+[ ${#targets[@]} -eq 0 ] && targets=(rest_json rest_binary grpc_request pbtxt tokenizer)
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   cargo +nightly install cargo-fuzz --locked
 fi

@@ -4,7 +4,9 @@
 //!
 //! Both front ends classify each endpoint into a [`Category`] and ask [`Access::check`]; a
 //! restricted endpoint without its header is refused as Triton refuses it (REST 403, gRPC
-//! UNAVAILABLE), a missing or unknown token gets REST 401 / gRPC UNAUTHENTICATED.
+//! UNAVAILABLE), a missing or unknown token gets REST 401 / gRPC UNAUTHENTICATED. With an admin
+//! listener (`--admin-port`), the `--admin-api` categories are refused the same way on the
+//! public listeners; the admin listener's own rules ([`Access::admin`]) keep only the tokens.
 
 use std::path::Path;
 
@@ -118,6 +120,8 @@ impl Category {
 pub enum Denied {
     /// A restricted category without its header (and value).
     Restricted { header: String },
+    /// A category served only on the admin listener.
+    AdminOnly,
     /// No bearer token, or one that is not on the list.
     Unauthenticated,
 }
@@ -125,7 +129,9 @@ pub enum Denied {
 impl From<Denied> for crate::error::ServerError {
     fn from(d: Denied) -> Self {
         match d {
-            Denied::Restricted { .. } => crate::error::ServerError::Restricted(d.message()),
+            Denied::Restricted { .. } | Denied::AdminOnly => {
+                crate::error::ServerError::Restricted(d.message())
+            }
             Denied::Unauthenticated => crate::error::ServerError::Unauthenticated(d.message()),
         }
     }
@@ -136,6 +142,9 @@ impl Denied {
         match self {
             Denied::Restricted { header } => {
                 format!("This API is restricted, expecting header '{header}'")
+            }
+            Denied::AdminOnly => {
+                "This API is served only on the admin listener (--admin-port)".into()
             }
             Denied::Unauthenticated => {
                 "a valid bearer token is required (Authorization: Bearer <token>)".into()
@@ -150,6 +159,8 @@ pub struct Access {
     /// (category, header name in lower case, value).
     restricted: Vec<(Category, String, String)>,
     tokens: Vec<String>,
+    /// Categories this listener does not serve at all (they are the admin listener's).
+    admin_only: Vec<Category>,
 }
 
 impl Access {
@@ -211,12 +222,47 @@ impl Access {
                 tokens
             }
         };
-        Ok(Access { restricted, tokens })
+        Ok(Access {
+            restricted,
+            tokens,
+            admin_only: Vec::new(),
+        })
+    }
+
+    /// Leaves `categories` (names, as on the command line) to the admin listener.
+    pub fn without(mut self, categories: &[String]) -> Result<Access, AccessError> {
+        for c in categories
+            .iter()
+            .map(|c| c.trim())
+            .filter(|c| !c.is_empty())
+        {
+            let cat = Category::parse(c).ok_or_else(|| AccessError::Spec {
+                flag: "--admin-api",
+                spec: c.to_string(),
+                reason: format!(
+                    "unknown category; categories: {}",
+                    Category::ALL.map(Category::name).join(", ")
+                ),
+            })?;
+            if !self.admin_only.contains(&cat) {
+                self.admin_only.push(cat);
+            }
+        }
+        Ok(self)
+    }
+
+    /// The admin listener's rules: every category, behind the same tokens.
+    pub fn admin(&self) -> Access {
+        Access {
+            restricted: Vec::new(),
+            tokens: self.tokens.clone(),
+            admin_only: Vec::new(),
+        }
     }
 
     /// Whether every request passes (nothing configured).
     pub fn is_open(&self) -> bool {
-        self.restricted.is_empty() && self.tokens.is_empty()
+        self.restricted.is_empty() && self.tokens.is_empty() && self.admin_only.is_empty()
     }
 
     /// Checks a request of `category`; `header(name)` reads one of its headers (lower-case
@@ -226,6 +272,9 @@ impl Access {
         category: Category,
         header: impl Fn(&str) -> Option<&'a str>,
     ) -> Result<(), Denied> {
+        if self.admin_only.contains(&category) {
+            return Err(Denied::AdminOnly);
+        }
         if let Some((_, name, value)) = self.restricted.iter().find(|(c, _, _)| *c == category) {
             if !header(name).is_some_and(|v| constant_time_eq(v.as_bytes(), value.as_bytes())) {
                 return Err(Denied::Restricted {
@@ -293,6 +342,28 @@ mod tests {
             ModelRepository
         );
         assert_eq!(Category::of_grpc_method("Check"), Health);
+    }
+
+    #[test]
+    fn admin_only_categories_are_refused_here_and_served_by_the_admin_rules() {
+        let a = Access::new("--http-restricted-api", &[], None)
+            .and_then(|a| a.without(&["model-repository".into(), " logging".into()]))
+            .expect("valid");
+        assert!(!a.is_open());
+        let none = headers(&[]);
+        assert_eq!(
+            a.check(Category::ModelRepository, &none),
+            Err(Denied::AdminOnly)
+        );
+        assert_eq!(a.check(Category::Logging, &none), Err(Denied::AdminOnly));
+        assert_eq!(a.check(Category::Inference, &none), Ok(()));
+        let admin = a.admin();
+        assert!(admin.is_open());
+        assert_eq!(admin.check(Category::ModelRepository, &none), Ok(()));
+        let err = Access::new("--http-restricted-api", &[], None)
+            .and_then(|a| a.without(&["repository".into()]))
+            .expect_err("unknown category");
+        assert!(err.to_string().contains("--admin-api"), "{err}");
     }
 
     #[test]

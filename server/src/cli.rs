@@ -163,6 +163,23 @@ pub struct ServeArgs {
     /// The same for gRPC (`--grpc-restricted-protocol` in Triton's spelling).
     #[arg(long, value_name = "SPEC")]
     pub grpc_restricted_protocol: Vec<String>,
+    /// A separate REST listener for operators (0 picks a free port): it serves every endpoint,
+    /// and the categories of `--admin-api` are then refused on the public REST and gRPC
+    /// listeners. Off unless given.
+    #[arg(long, value_name = "PORT")]
+    pub admin_port: Option<u16>,
+    /// Address of the admin listener: loopback unless told otherwise, so that repository
+    /// control is reachable only from the pod or host.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub admin_address: IpAddr,
+    /// The API categories (comma-separated, as in `--http-restricted-api`) that only the admin
+    /// listener serves once `--admin-port` is given.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "model-repository,logging,trace"
+    )]
+    pub admin_api: Vec<String>,
     /// File of bearer tokens, one per line: REST and gRPC requests other than health checks
     /// must carry `Authorization: Bearer <token>` with one of them.
     #[arg(long, value_name = "PATH")]

@@ -40,11 +40,13 @@ pub enum StartError {
     Access(#[from] crate::access::AccessError),
 }
 
-/// The three listeners, bound before anything is served (port 0 works).
+/// The listeners, bound before anything is served (port 0 works).
 pub struct Listeners {
     pub http: TcpListener,
     pub grpc: TcpListener,
     pub metrics: TcpListener,
+    /// The admin REST listener (`--admin-port`).
+    pub admin: Option<TcpListener>,
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -71,6 +73,10 @@ impl Listeners {
                 args.metrics_port,
             ))
             .await?,
+            admin: match args.admin_port {
+                Some(port) => Some(bind(SocketAddr::new(args.admin_address, port)).await?),
+                None => None,
+            },
         })
     }
 }
@@ -85,17 +91,23 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
             args.model_repository.display().to_string(),
         ));
     }
+    let admin_only: &[String] = match args.admin_port {
+        Some(_) => &args.admin_api,
+        None => &[],
+    };
     let access = (
         Access::new(
             "--http-restricted-api",
             &args.http_restricted_api,
             args.auth_token_file.as_deref(),
-        )?,
+        )?
+        .without(admin_only)?,
         Access::new(
             "--grpc-restricted-protocol",
             &args.grpc_restricted_protocol,
             args.auth_token_file.as_deref(),
-        )?,
+        )?
+        .without(admin_only)?,
     );
     let library = locate_library(args.onnxruntime_library.as_deref())?;
     let env = OnnxEnvironment::init(&library)?;
@@ -150,6 +162,18 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
     )))
 }
 
+/// Per-stream HTTP/2 receive window of the gRPC listener (hyper's default).
+const GRPC_STREAM_WINDOW: u32 = 1 << 20;
+
+/// Connection-wide HTTP/2 receive window of the gRPC listener. h2 also allows a connection
+/// half its window of framing overhead in DATA frames under 256 bytes that wait unread, and
+/// ends the connection with GOAWAY ENHANCE_YOUR_CALM past it. A ModelStreamInfer client that
+/// sends each small request in its own frame, far ahead of the answers, fills a stream's window
+/// with such frames while the stream has its 64 requests in flight: with hyper's 1 MiB
+/// connection window that ended the connection after a few thousand messages. 32 MiB allows
+/// about two streams full of the smallest possible requests (~30 bytes).
+const GRPC_CONNECTION_WINDOW: u32 = 32 << 20;
+
 async fn until(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
@@ -167,10 +191,12 @@ pub async fn run(
     let max_msg = args.grpc_max_message_bytes;
 
     for (what, l) in [
-        ("HTTP", &listeners.http),
-        ("gRPC", &listeners.grpc),
-        ("metrics", &listeners.metrics),
+        ("HTTP", Some(&listeners.http)),
+        ("gRPC", Some(&listeners.grpc)),
+        ("metrics", Some(&listeners.metrics)),
+        ("admin HTTP", listeners.admin.as_ref()),
     ] {
+        let Some(l) = l else { continue };
         if let Ok(addr) = l.local_addr() {
             tracing::info!("{what} service listening on {addr}");
         }
@@ -186,18 +212,30 @@ pub async fn run(
     };
     let header_timeout = (args.http_header_timeout_secs > 0)
         .then(|| Duration::from_secs(args.http_header_timeout_secs));
+    let limits = http::serve::HttpLimits {
+        max_connections: args.http_max_connections,
+        header_timeout,
+        max_streams: args.max_concurrent_streams,
+    };
+    let acceptor = tls
+        .as_ref()
+        .map(|t| tokio_rustls::TlsAcceptor::from(t.rest.clone()));
     let http_task = tokio::spawn(http::serve::serve(
         listeners.http,
-        http::router(state.clone()),
-        tls.as_ref()
-            .map(|t| tokio_rustls::TlsAcceptor::from(t.rest.clone())),
-        http::serve::HttpLimits {
-            max_connections: args.http_max_connections,
-            header_timeout,
-            max_streams: args.max_concurrent_streams,
-        },
+        http::router(state.clone(), Arc::new(state.http_access.clone())),
+        acceptor.clone(),
+        limits,
         stop_rx.clone(),
     ));
+    let admin_task = listeners.admin.map(|l| {
+        tokio::spawn(http::serve::serve(
+            l,
+            http::router(state.clone(), Arc::new(state.http_access.admin())),
+            acceptor,
+            limits,
+            stop_rx.clone(),
+        ))
+    });
 
     let inference = GrpcInferenceServiceServer::new(InferenceService::new(state.clone()))
         .max_decoding_message_size(max_msg)
@@ -206,6 +244,8 @@ pub async fn run(
     let incoming = crate::grpc::incoming::capped(listeners.grpc, args.grpc_max_connections);
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(args.max_concurrent_streams)
+        .initial_stream_window_size(GRPC_STREAM_WINDOW)
+        .initial_connection_window_size(GRPC_CONNECTION_WINDOW)
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)));
     if let Some(t) = &tls {
@@ -241,8 +281,16 @@ pub async fn run(
     state.begin_shutdown();
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(grace, async {
-        let (h, g, m) = tokio::join!(http_task, grpc_task, metrics_task);
+        let admin = async move {
+            match admin_task {
+                Some(t) => t.await,
+                None => Ok(Ok(())),
+            }
+        };
+        let (h, g, m, a) = tokio::join!(http_task, grpc_task, metrics_task, admin);
         let fail = |e: String| StartError::Serve(e);
+        a.map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(e.to_string()))?;
         h.map_err(|e| fail(e.to_string()))?
             .map_err(|e| fail(e.to_string()))?;
         g.map_err(|e| fail(e.to_string()))?

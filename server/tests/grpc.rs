@@ -265,6 +265,78 @@ async fn one_stream_carries_100k_requests() {
     s.shutdown().await;
 }
 
+/// A client that sends each stream message in a DATA frame of its own, far ahead of the
+/// answers. While the stream handler has its requests in flight, the frames wait in h2's
+/// receive buffer, and every small one (payload under 256 bytes) counts against h2's budget for
+/// framing overhead: half the connection window. With hyper's 1 MB window, about 2,500 waiting
+/// 46-byte frames ended the connection with GOAWAY ENHANCE_YOUR_CALM ("too_many_data_frames").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_small_frames_far_ahead_of_the_answers_is_answered_in_full() {
+    use prost::Message;
+    const N: usize = 30_000;
+    let repo = common::temp_repo_with(&["linear", "mlp"]);
+    let s = TestServer::start(repo.path()).await;
+    let tcp = tokio::net::TcpStream::connect(s.grpc).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    let head = http::Request::builder()
+        .method("POST")
+        .uri(format!(
+            "http://{}/inference.GRPCInferenceService/ModelStreamInfer",
+            s.grpc
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (answer, mut send) = client.send_request(head, false).unwrap();
+    let msg = ModelInferRequest {
+        model_name: "linear".into(),
+        inputs: vec![InferInputTensor {
+            name: "x".into(),
+            datatype: "FP32".into(),
+            shape: vec![1, 4],
+            ..Default::default()
+        }],
+        raw_input_contents: vec![vec![0u8; 16].into()],
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend((msg.len() as u32).to_be_bytes());
+    frame.extend(msg);
+    assert!(frame.len() < 256, "a small frame: {} bytes", frame.len());
+    let frame = Bytes::from(frame);
+    // Every message queued at once: h2 sends each as its own DATA frame as fast as the
+    // window allows, never merging them.
+    for _ in 0..N {
+        send.send_data(frame.clone(), false).unwrap();
+    }
+    send.send_data(Bytes::new(), true).unwrap();
+
+    let mut body = answer.await.unwrap().into_body();
+    let mut buf = bytes::BytesMut::new();
+    let mut answered = 0usize;
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap_or_else(|e| panic!("after {answered} answers: {e}"));
+        let _ = body.flow_control().release_capacity(chunk.len());
+        buf.extend_from_slice(&chunk);
+        while buf.len() >= 5 {
+            let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+            if buf.len() < 5 + len {
+                break;
+            }
+            let m = ModelStreamInferResponse::decode(&buf[5..5 + len]).unwrap();
+            assert_eq!(m.error_message, "", "answer {answered}");
+            let _ = buf.split_to(5 + len);
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, N);
+    s.assert_still_serving().await;
+}
+
 #[tokio::test]
 async fn statistics_and_repository_control() {
     let s = TestServer::start(&models_dir()).await;

@@ -323,3 +323,66 @@ async fn an_unload_stops_a_load_in_progress() {
     assert_ne!(v["ready"], true);
     s.assert_still_serving().await;
 }
+
+/// Executions of the model so far (explanations' evaluations included), from the statistics
+/// extension.
+async fn executions(s: &TestServer, model: &str) -> u64 {
+    let (status, v) = s.get(&format!("/v2/models/{model}/stats")).await;
+    assert_eq!(status, 200, "{v}");
+    v["model_stats"][0]["execution_count"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explanation_stops_when_its_client_goes_away() {
+    let repo = temp_repo_with(&["mlp"]);
+    let s = TestServer::start(repo.path()).await;
+    let body = json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32",
+        "data": vec![0.5f32; 64]}], "parameters": {"samples": 65536, "seed": 1}})
+    .to_string();
+    let mut tcp = TcpStream::connect(s.http).await.unwrap();
+    tcp.write_all(
+        format!(
+            "POST /v2/models/mlp/explain HTTP/1.1\r\nhost: t\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    // Once its evaluations are under way, the client leaves.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while executions(&s, "mlp").await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the explanation never started"
+        );
+        tokio::task::yield_now().await;
+    }
+    drop(tcp);
+    let explain = || async {
+        let r = s
+            .client
+            .post(s.url("/v2/models/mlp/explain"))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    };
+    // The same explanation from a client that stays. Had the first one gone on, it would have
+    // finished first (it started first, and both keep the same number of requests queued), so
+    // the model would have run both in full by the time this one answers.
+    explain().await;
+    let both = executions(&s, "mlp").await;
+    // What one explanation alone costs.
+    explain().await;
+    let one = executions(&s, "mlp").await - both;
+    assert!(
+        one >= 1024,
+        "65,536 samples in batches of at most 64: {one}"
+    );
+    assert!(
+        both < one + one / 2,
+        "{both} executions for one explanation of {one} and one abandoned"
+    );
+}

@@ -219,6 +219,78 @@ async fn restricted_apis_need_their_header() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_alone_serves_repository_control() {
+    let repo = temp_repo_with(&["mlp"]);
+    // The public listeners on every address; the admin one keeps its loopback default.
+    let s = TestServer::start_with(repo.path(), |a| {
+        a.address = "0.0.0.0".parse().unwrap();
+        a.admin_port = Some(0);
+    })
+    .await;
+    let admin = s.admin.expect("an admin listener");
+    assert!(admin.ip().is_loopback(), "{admin}");
+    assert!(s.http.ip().is_unspecified(), "{}", s.http);
+    let public = |path: &str| format!("http://127.0.0.1:{}{path}", s.http.port());
+
+    let r = s
+        .client
+        .post(public("/v2/repository/index"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("--admin-port"), "{v}");
+    let r = s
+        .client
+        .post(public("/v2/repository/models/mlp/unload"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "an unload is repository control");
+
+    // The admin listener serves it, and everything else too.
+    let r = s
+        .client
+        .post(format!("http://{admin}/v2/repository/index"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let index: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(index[0]["name"], "mlp", "{index}");
+    let r = s
+        .client
+        .get(format!("http://{admin}/v2/models/mlp/config"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    // Inference and statistics stay public.
+    let r = s
+        .client
+        .get(public("/v2/models/mlp/stats"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut g = GrpcInferenceServiceClient::connect(format!("http://127.0.0.1:{}", s.grpc.port()))
+        .await
+        .unwrap();
+    let e = g
+        .repository_index(RepositoryIndexRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e}");
+    assert!(e.message().contains("--admin-port"), "{e}");
+    assert!(live(&mut g).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_tokens_guard_everything_but_health() {
     let repo = temp_repo_with(&["mlp"]);
     let dir = tempfile::tempdir().unwrap();

@@ -9,7 +9,7 @@ mod models;
 mod repository;
 pub mod serve;
 
-use crate::access::{Category, Denied};
+use crate::access::{Access, Category, Denied};
 use crate::error::ServerError;
 use crate::state::AppState;
 use axum::body::Body;
@@ -32,8 +32,8 @@ pub struct ModelPath {
     pub version: Option<String>,
 }
 
-/// The REST routes.
-pub fn router(state: Arc<AppState>) -> Router {
+/// The REST routes, under `access`'s rules (the public listener's or the admin listener's).
+pub fn router(state: Arc<AppState>, access: Arc<Access>) -> Router {
     Router::new()
         .route("/v2", get(health::server_metadata))
         .route("/v2/health/live", get(health::live))
@@ -77,7 +77,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(repository::unload),
         )
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), access),
+            guard,
+        ))
         .with_state(state)
 }
 
@@ -85,12 +88,16 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// request's body is drained, not kept), then the whole body is read (bounded by
 /// `--http-max-body-bytes`), so that an answer given early — 404, 503, 403 — leaves the
 /// connection at the next request.
-async fn guard(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+async fn guard(
+    State((s, access)): State<(Arc<AppState>, Arc<Access>)>,
+    req: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = req.into_parts();
-    if !s.http_access.is_open() {
+    if !access.is_open() {
         if let Some(category) = Category::of_rest_path(parts.uri.path()) {
             let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
-            if let Err(denied) = s.http_access.check(category, header) {
+            if let Err(denied) = access.check(category, header) {
                 // Refused before its body is kept: the body is only drained (bounded).
                 let drained = drain(body, s.http_max_body).await;
                 let unauthenticated = denied == Denied::Unauthenticated;

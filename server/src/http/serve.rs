@@ -15,7 +15,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 /// What a REST listener allows.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
     /// Most open connections; more are answered 503 and closed.
     pub max_connections: usize,

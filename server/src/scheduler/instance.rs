@@ -1,5 +1,7 @@
 //! A model instance's work: drop requests whose callers left, merge, run, split, answer. Each
-//! instance is an OS thread owning one runtime that takes batches from the dispatcher.
+//! instance is an OS thread with one runtime that takes batches from the dispatcher; the
+//! runtime is borrowed only for the execution itself (`run`), so that it is free again before
+//! the answers leave.
 
 use super::queue::Entry;
 use super::{Delivery, Job, Shared};
@@ -7,11 +9,17 @@ use crate::error::ServerError;
 use crate::model::stats::ExecutionTimes;
 use osprey_protocol::batch::split_outputs;
 use osprey_protocol::pad::concat_padded;
-use osprey_runtimes::Runtime;
+use osprey_protocol::Tensor;
+use osprey_runtimes::RuntimeError;
 use std::time::Instant;
 
-/// Runs one batch: drops requests whose callers left, merges, runs, splits, answers.
-pub(super) fn run_batch(runtime: &mut dyn Runtime, batch: Vec<Entry<Job>>, shared: &Shared) {
+/// Runs one batch: drops requests whose callers left, merges, executes with `run`, splits,
+/// answers.
+pub(super) fn run_batch(
+    run: impl FnOnce(Vec<Tensor>) -> Result<Vec<Tensor>, RuntimeError>,
+    batch: Vec<Entry<Job>>,
+    shared: &Shared,
+) {
     let start = Instant::now();
     let mut live = Vec::with_capacity(batch.len());
     for e in batch {
@@ -41,7 +49,7 @@ pub(super) fn run_batch(runtime: &mut dyn Runtime, batch: Vec<Entry<Job>>, share
         .and_then(|merged| {
             let infer_start = Instant::now();
             let compute_input = infer_start - start;
-            let outputs = runtime.run(merged).map_err(ServerError::from)?;
+            let outputs = run(merged).map_err(ServerError::from)?;
             let output_start = Instant::now();
             let split =
                 split_outputs(outputs, &rows).map_err(|e| ServerError::Internal(e.to_string()))?;

@@ -136,8 +136,11 @@ impl Scheduler {
                 format!("osprey-{model}-{i}"),
                 Box::new(move || {
                     while let Some(batch) = d.next() {
-                        let mut runtime = runtimes[i].lock().unwrap_or_else(|p| p.into_inner());
-                        instance::run_batch(&mut **runtime, batch, &shared);
+                        let run = |inputs: Vec<Tensor>| {
+                            let mut runtime = runtimes[i].lock().unwrap_or_else(|p| p.into_inner());
+                            runtime.run(inputs)
+                        };
+                        instance::run_batch(run, batch, &shared);
                     }
                 }),
             );
@@ -224,7 +227,7 @@ impl Scheduler {
         }
         // An instance whose runtime is free is idle or about to take a batch; with the queue
         // empty it has nothing to take, so nothing queued earlier is overtaken.
-        let Some(mut runtime) = self.runtimes.iter().find_map(|r| r.try_lock().ok()) else {
+        let Some(runtime) = self.runtimes.iter().find_map(|r| r.try_lock().ok()) else {
             return Err(inputs);
         };
         if !self.dispatcher.with(JobQueue::is_empty) {
@@ -245,8 +248,11 @@ impl Scheduler {
                 span: tracing::Span::current(),
             },
         };
-        instance::run_batch(&mut **runtime, vec![entry], &self.shared);
-        drop(runtime);
+        let run = move |inputs: Vec<Tensor>| {
+            let mut runtime = runtime;
+            runtime.run(inputs)
+        };
+        instance::run_batch(run, vec![entry], &self.shared);
         Ok(rx.try_recv().unwrap_or_else(|_| {
             Err(ServerError::Internal(format!(
                 "model '{}' ran a request without answering it",

@@ -20,6 +20,8 @@ pub struct TestServer {
     pub http: SocketAddr,
     pub grpc: SocketAddr,
     pub metrics: SocketAddr,
+    /// The admin REST listener, when `admin_port` was set.
+    pub admin: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
     pub client: reqwest::Client,
@@ -41,6 +43,7 @@ impl TestServer {
             listeners.grpc.local_addr().unwrap(),
             listeners.metrics.local_addr().unwrap(),
         );
+        let admin = listeners.admin.as_ref().map(|l| l.local_addr().unwrap());
         let state = build_state(&args).await.expect("server state");
         let (tx, rx) = oneshot::channel::<()>();
         let done = tokio::spawn(async move {
@@ -54,6 +57,7 @@ impl TestServer {
             http,
             grpc,
             metrics,
+            admin,
             stop: Some(tx),
             done: Some(done),
             client: reqwest::Client::new(),
