@@ -1,11 +1,16 @@
 //! Triton model configuration: `config.pbtxt` parsing, completion from the model itself, version
 //! policies, and the JSON form served at `/v2/models/{m}/config`.
+//!
+//! Modules: [`complete`] fills in what the model itself says; [`support`] refuses what Osprey
+//! does not implement, naming the field; [`version`] reads version policies and directories.
 
 mod complete;
+mod support;
 mod version;
 
 pub use complete::{complete, complete_remote, default_config, signature};
 pub use osprey_protocol::grpc::inference::ModelConfig;
+pub use support::refuse_unsupported;
 pub use version::{select_versions, versions_on_disk};
 
 use osprey_protocol::pbtxt;

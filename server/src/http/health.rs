@@ -10,8 +10,11 @@ use std::sync::Arc;
 /// Protocol extensions this server implements.
 pub const EXTENSIONS: &[&str] = &[
     "binary_tensor_data",
+    "classification",
     "model_repository",
     "model_configuration",
+    "parameters",
+    "schedule_policy",
     "statistics",
 ];
 

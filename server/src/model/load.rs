@@ -83,6 +83,7 @@ pub fn plan(files: &ModelFiles, name: &str) -> Result<(ModelConfig, Vec<u64>), S
     } else {
         config::default_config(name)
     };
+    config::refuse_unsupported(&cfg)?;
     if cfg.name.is_empty() {
         cfg.name = name.to_string();
     } else if cfg.name != name {
@@ -203,6 +204,10 @@ fn load_runtimes(
             let file = backend.model_file(cfg).unwrap_or_default();
             let path = files.find("default_model_filename", &file, &[&sub])?;
             let accels = accelerators(cfg, settings.max_instances)?;
+            if accels.iter().any(|a| matches!(a, Accelerator::Cuda(_))) {
+                return Err("instance_group kind KIND_GPU: ONNX models run on CPU in Osprey                             (ONNX Runtime's CUDA execution provider is not built in); use                             KIND_CPU or KIND_AUTO"
+                    .into());
+            }
             let opts = LoadOptions {
                 intra_op_threads: intra_threads(cfg, settings, accels.len())?,
                 intra_op_spinning: settings.intra_op_spinning,

@@ -35,6 +35,9 @@ struct ModelEntry {
     /// A failure that concerns the whole model (bad config, no versions), or "unloaded".
     reason: Option<String>,
     versions: BTreeMap<u64, VersionState>,
+    /// Unloaded through the repository API: no longer a loaded model, so, as in Triton, it no
+    /// longer counts towards the server's readiness.
+    unloaded: bool,
 }
 
 /// One row of the repository index.
@@ -137,6 +140,7 @@ impl Registry {
                     ModelEntry {
                         reason: Some(reason.clone()),
                         versions: BTreeMap::new(),
+                        unloaded: false,
                     },
                 )?;
                 return Err(ServerError::LoadFailed {
@@ -149,6 +153,7 @@ impl Registry {
         // Versions being (re)loaded show LOADING while versions already serving keep serving.
         let mut loading = previous.clone().unwrap_or_default();
         loading.reason = None;
+        loading.unloaded = false;
         for v in &versions {
             loading.versions.entry(*v).or_insert(VersionState::Loading);
         }
@@ -215,6 +220,7 @@ impl Registry {
             *state = VersionState::Unavailable("unloaded".into());
         }
         entry.reason = Some("unloaded".into());
+        entry.unloaded = true;
         tracing::info!(model = name, "model unloaded");
         Ok(())
     }
@@ -282,18 +288,20 @@ impl Registry {
             .collect()
     }
 
-    /// True when every named model has at least one version and all of them are ready.
+    /// True when every named model that was not unloaded since has at least one version and
+    /// all of them are ready.
     pub fn all_ready(&self, names: &[String]) -> bool {
         let Ok(models) = self.models.read() else {
             return false;
         };
         names.iter().all(|n| {
             models.get(n).is_some_and(|e| {
-                e.reason.is_none()
-                    && !e.versions.is_empty()
-                    && e.versions
-                        .values()
-                        .all(|s| matches!(s, VersionState::Ready(_)))
+                e.unloaded
+                    || e.reason.is_none()
+                        && !e.versions.is_empty()
+                        && e.versions
+                            .values()
+                            .all(|s| matches!(s, VersionState::Ready(_)))
             })
         })
     }
