@@ -52,6 +52,18 @@ pub struct ServeArgs {
     /// Load only these models at start (repeatable); default: every model in the repository.
     #[arg(long = "model", alias = "load-model", value_name = "NAME")]
     pub models: Vec<String>,
+    /// How the repository is managed, as in Triton: `explicit` loads the start-up models (all of
+    /// them unless `--model` is given) and serves the load/unload API; `none` loads them and
+    /// refuses the API; `poll` loads every model, refuses the API and follows the repository's
+    /// changes every `--repository-poll-secs`.
+    #[arg(long, value_enum, default_value_t = crate::model::control::ModelControl::Explicit)]
+    pub model_control_mode: crate::model::control::ModelControl,
+    /// Seconds between two scans of the repository in `--model-control-mode poll`.
+    #[arg(long, default_value_t = 15)]
+    pub repository_poll_secs: u64,
+    /// Exit (code 1) when a start-up model fails to load, instead of serving the others.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub exit_on_error: bool,
     /// Address every listener binds unless its own address flag is given.
     #[arg(long, default_value = "0.0.0.0")]
     pub address: IpAddr,

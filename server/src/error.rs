@@ -40,6 +40,9 @@ pub enum ServerError {
     /// A request that ran past its deadline (`--request-timeout-secs`, the explainer's).
     #[error("{0}")]
     Timeout(String),
+    /// An operation this server's configuration does not allow (Triton's UNSUPPORTED).
+    #[error("{0}")]
+    Unsupported(String),
     #[error("remote predictor at {url} unavailable after {attempts} attempts: {reason}")]
     PredictorUnavailable {
         url: String,
@@ -58,6 +61,7 @@ pub enum ErrorKind {
     Forbidden,
     Unauthenticated,
     DeadlineExceeded,
+    Unsupported,
     Internal,
 }
 
@@ -72,6 +76,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::Unauthenticated => "unauthenticated",
             ErrorKind::DeadlineExceeded => "deadline_exceeded",
+            ErrorKind::Unsupported => "unsupported",
             ErrorKind::Internal => "internal",
         }
     }
@@ -95,6 +100,7 @@ impl ServerError {
             ServerError::Restricted(_) => ErrorKind::Forbidden,
             ServerError::Unauthenticated(_) => ErrorKind::Unauthenticated,
             ServerError::Timeout(_) => ErrorKind::DeadlineExceeded,
+            ServerError::Unsupported(_) => ErrorKind::Unsupported,
             ServerError::Runtime(_) | ServerError::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -109,6 +115,7 @@ impl ServerError {
             ErrorKind::Forbidden => http::StatusCode::FORBIDDEN,
             ErrorKind::Unauthenticated => http::StatusCode::UNAUTHORIZED,
             ErrorKind::DeadlineExceeded => http::StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::Unsupported => http::StatusCode::BAD_REQUEST,
             ErrorKind::Internal => http::StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -125,6 +132,7 @@ impl From<ServerError> for tonic::Status {
             ErrorKind::Forbidden => tonic::Status::unavailable(msg),
             ErrorKind::Unauthenticated => tonic::Status::unauthenticated(msg),
             ErrorKind::DeadlineExceeded => tonic::Status::deadline_exceeded(msg),
+            ErrorKind::Unsupported => tonic::Status::unimplemented(msg),
             ErrorKind::Internal => tonic::Status::internal(msg),
         }
     }

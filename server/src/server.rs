@@ -3,6 +3,7 @@
 use crate::access::Access;
 use crate::cli::ServeArgs;
 use crate::grpc::{HealthService, InferenceService};
+use crate::model::control::ModelControl;
 use crate::model::{LoadSettings, Registry};
 use crate::state::AppState;
 use crate::tls::{Tls, TlsFiles};
@@ -38,6 +39,8 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
     #[error("{0}")]
     Access(#[from] crate::access::AccessError),
+    #[error("{0} (--exit-on-error)")]
+    ModelFailed(String),
 }
 
 /// The listeners, bound before anything is served (port 0 works).
@@ -132,7 +135,8 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
         },
     };
     let registry = Arc::new(Registry::new(args.model_repository.clone(), env, settings));
-    let startup = if args.models.is_empty() {
+    let poll = args.model_control_mode == ModelControl::Poll;
+    let startup = if args.models.is_empty() || poll {
         registry.repository_models()
     } else {
         args.models.clone()
@@ -140,6 +144,9 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
     let started = Instant::now();
     for name in &startup {
         if let Err(e) = registry.load(name).await {
+            if args.exit_on_error {
+                return Err(StartError::ModelFailed(e.to_string()));
+            }
             tracing::error!(model = %name, error = %e, "model failed to load; it stays UNAVAILABLE");
         }
     }
@@ -159,6 +166,7 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
             max_rows: args.explain_max_rows,
             timeout: Duration::from_secs(args.explain_timeout_secs.max(1)),
         },
+        args.model_control_mode,
     )))
 }
 
@@ -272,6 +280,14 @@ pub async fn run(
             .with_graceful_shutdown(until(stop_rx.clone()))
             .into_future(),
     );
+
+    if args.model_control_mode == ModelControl::Poll {
+        tokio::spawn(crate::model::control::poll_repository(
+            state.registry.clone(),
+            Duration::from_secs(args.repository_poll_secs.max(1)),
+            stop_rx.clone(),
+        ));
+    }
 
     shutdown.await;
     tracing::info!(

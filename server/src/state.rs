@@ -19,6 +19,8 @@ pub struct AppState {
     pub grpc_access: Access,
     /// What one explanation may cost.
     pub explain_limits: ExplainLimits,
+    /// Who may load and unload models (`--model-control-mode`).
+    pub model_control: crate::model::control::ModelControl,
     shutting_down: AtomicBool,
 }
 
@@ -30,6 +32,7 @@ impl AppState {
         http_max_body: usize,
         access: (Access, Access),
         explain_limits: ExplainLimits,
+        model_control: crate::model::control::ModelControl,
     ) -> AppState {
         AppState {
             registry,
@@ -39,6 +42,7 @@ impl AppState {
             http_access: access.0,
             grpc_access: access.1,
             explain_limits,
+            model_control,
             shutting_down: AtomicBool::new(false),
         }
     }

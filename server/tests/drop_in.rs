@@ -119,3 +119,215 @@ async fn server_metadata_lists_every_extension_served() {
     assert_eq!(v["outputs"][0]["datatype"], "BYTES", "{v}");
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_control_none_refuses_the_repository_api() {
+    use osprey_protocol::grpc::inference::RepositoryModelLoadRequest;
+    let repo = temp_repo_with(&["iris"]);
+    let s = TestServer::start_with(repo.path(), |a| {
+        a.model_control_mode = osprey_server::model::control::ModelControl::None;
+    })
+    .await;
+    let (status, v) = s
+        .post_json("/v2/repository/models/iris/load", &json!({}))
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("--model-control-mode none"),
+        "{v}"
+    );
+    let (status, _) = s
+        .post_json("/v2/repository/models/iris/unload", &json!({}))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(s.get("/v2/models/iris/ready").await.0, 200);
+    let mut g = s.grpc_client().await;
+    let e = g
+        .repository_model_load(RepositoryModelLoadRequest {
+            model_name: "iris".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unimplemented, "{e}");
+    s.shutdown().await;
+}
+
+/// Waits (bounded) until `check` holds.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_mode_follows_the_repository() {
+    let repo = temp_repo_with(&["iris"]);
+    let s = TestServer::start_with(repo.path(), |a| {
+        a.model_control_mode = osprey_server::model::control::ModelControl::Poll;
+        a.repository_poll_secs = 1;
+    })
+    .await;
+    assert_eq!(s.get("/v2/models/iris/ready").await.0, 200);
+    let (status, _) = s
+        .post_json("/v2/repository/models/iris/unload", &json!({}))
+        .await;
+    assert_eq!(status, 400, "the API is closed in poll mode");
+
+    // A new model directory is loaded.
+    common::copy_dir(&common::models_dir().join("mlp"), &repo.path().join("mlp"));
+    eventually("the new model is ready", || async {
+        s.get("/v2/models/mlp/ready").await.0 == 200
+    })
+    .await;
+    // A changed configuration is picked up.
+    let path = repo.path().join("mlp/config.pbtxt");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("max_batch_size: 64"), "{text}");
+    std::fs::write(
+        &path,
+        text.replace("max_batch_size: 64", "max_batch_size: 16"),
+    )
+    .unwrap();
+    eventually("the changed configuration is served", || async {
+        let (_, c) = s.get("/v2/models/mlp/config").await;
+        c["max_batch_size"] == 16
+    })
+    .await;
+    assert_eq!(s.get("/v2/models/mlp/ready").await.0, 200);
+    // A removed model is unloaded.
+    std::fs::remove_dir_all(repo.path().join("mlp")).unwrap();
+    eventually("the removed model is unloaded", || async {
+        s.get("/v2/models/mlp/ready").await.0 != 200
+    })
+    .await;
+    assert_eq!(s.get("/v2/models/iris/ready").await.0, 200);
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_reload_keeps_the_loaded_model_serving() {
+    let repo = temp_repo_with(&["mlp"]);
+    let s = TestServer::start(repo.path()).await;
+    with_config(repo.path(), "this is not protobuf text");
+    let (status, v) = s
+        .post_json("/v2/repository/models/mlp/load", &json!({}))
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(s.get("/v2/models/mlp/ready").await.0, 200);
+    s.assert_still_serving().await;
+    assert_eq!(index_row(&s, "mlp").await["state"], "READY");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_request_can_carry_the_configuration() {
+    let repo = temp_repo_with(&["mlp"]);
+    let s = TestServer::start(repo.path()).await;
+    let config = json!({"name": "mlp", "platform": "onnxruntime_onnx", "max_batch_size": 8,
+        "dynamic_batching": {"max_queue_delay_microseconds": 100}})
+    .to_string();
+    let (status, v) = s
+        .post_json(
+            "/v2/repository/models/mlp/load",
+            &json!({"parameters": {"config": config}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (_, c) = s.get("/v2/models/mlp/config").await;
+    assert_eq!(c["max_batch_size"], 8, "{c}");
+    assert_eq!(
+        c["dynamic_batching"]["max_queue_delay_microseconds"], 100,
+        "{c}"
+    );
+    s.assert_still_serving().await;
+
+    for (params, says) in [
+        (json!({"config": "{not json"}), "config parameter"),
+        (json!({"config": 3}), "must be a string"),
+        (json!({"file:1/model.onnx": "AAAA"}), "file:1/model.onnx"),
+        (
+            json!({"config": json!({"name": "mlp", "model_warmup": [{"name": "w"}]}).to_string()}),
+            "model_warmup",
+        ),
+    ] {
+        let (status, v) = s
+            .post_json(
+                "/v2/repository/models/mlp/load",
+                &json!({"parameters": params}),
+            )
+            .await;
+        assert_eq!(status, 400, "{params}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{params}: {v}");
+        assert_eq!(s.get("/v2/models/mlp/ready").await.0, 200, "{params}");
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_on_error_refuses_to_start_with_a_broken_model() {
+    let repo = temp_repo_with(&["mlp", "iris"]);
+    with_config(repo.path(), "this is not protobuf text");
+    let mut args = osprey_server::cli::ServeArgs::for_tests(repo.path().to_path_buf());
+    args.exit_on_error = true;
+    let e = osprey_server::server::build_state(&args)
+        .await
+        .err()
+        .expect("the server does not start");
+    let e = e.to_string();
+    assert!(e.contains("mlp") && e.contains("--exit-on-error"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_under_load_fails_no_request() {
+    let repo = temp_repo_with(&["mlp"]);
+    let s = std::sync::Arc::new(TestServer::start(repo.path()).await);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let body = json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32",
+        "data": vec![0.5f32; 64]}]});
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, stop, body) = (s.clone(), stop.clone(), body.clone());
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0u64, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (status, v) = s.post_json("/v2/models/mlp/infer", &body).await;
+                    if status == 200 {
+                        ok += 1;
+                    } else {
+                        failed.push(format!("{status} {v}"));
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    for _ in 0..5 {
+        let (status, v) = s
+            .post_json("/v2/repository/models/mlp/load", &json!({}))
+            .await;
+        assert_eq!(status, 200, "{v}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for c in clients {
+        let (ok, failed) = c.await.unwrap();
+        assert!(
+            failed.is_empty(),
+            "{} failed, e.g. {:?}",
+            failed.len(),
+            failed.first()
+        );
+        total += ok;
+    }
+    assert!(total > 0, "the clients ran");
+}

@@ -391,11 +391,12 @@ async fn statistics_and_repository_control() {
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unavailable);
     assert!(
-        !c.server_ready(ServerReadyRequest {})
+        c.server_ready(ServerReadyRequest {})
             .await
             .unwrap()
             .into_inner()
-            .ready
+            .ready,
+        "an unloaded model no longer counts towards readiness, as in Triton"
     );
     c.repository_model_load(RepositoryModelLoadRequest {
         model_name: "mlp".into(),

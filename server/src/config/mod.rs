@@ -56,6 +56,18 @@ pub fn to_json(config: &ModelConfig) -> Result<serde_json::Value, ConfigError> {
     proto_to_json(config, "inference.ModelConfig")
 }
 
+/// Parses a model configuration from its JSON form (what a load request's `config` parameter
+/// carries, as Triton takes it): proto or JSON field names, enums by name.
+pub fn parse_json(text: &str) -> Result<ModelConfig, ConfigError> {
+    let bad = |e: String| ConfigError::Parse(format!("config parameter: {e}"));
+    let mut de = serde_json::Deserializer::from_str(text);
+    let msg = DynamicMessage::deserialize(descriptor("inference.ModelConfig")?, &mut de)
+        .map_err(|e| bad(e.to_string()))?;
+    de.end().map_err(|e| bad(e.to_string()))?;
+    msg.transcode_to::<ModelConfig>()
+        .map_err(|e| bad(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +110,21 @@ mod tests {
         assert_eq!(
             j["dynamic_batching"]["preferred_batch_size"],
             serde_json::json!([8, 16])
+        );
+    }
+
+    #[test]
+    fn json_round_trips_and_names_what_is_wrong() {
+        let c = parse_pbtxt(MLP).expect("parses");
+        let text = to_json(&c).expect("json").to_string();
+        assert_eq!(parse_json(&text).expect("parses back"), c);
+        let e = parse_json("{\"max_batch_size\": \"many\"}").unwrap_err();
+        assert!(e.to_string().contains("config parameter"), "{e}");
+        let e = parse_json("{\"bogus_field\": 1}").unwrap_err();
+        assert!(e.to_string().contains("bogus_field"), "{e}");
+        assert!(
+            parse_json("name: \"mlp\"").is_err(),
+            "text format is not JSON"
         );
     }
 }

@@ -226,7 +226,27 @@ impl GrpcInferenceService for InferenceService {
             Category::ModelRepository,
             r.metadata(),
         )?;
-        self.state.registry.load(&r.into_inner().model_name).await?;
+        self.state.model_control.check_api()?;
+        let r = r.into_inner();
+        let mut config = None;
+        for (key, p) in &r.parameters {
+            use osprey_protocol::grpc::inference::model_repository_parameter::ParameterChoice;
+            match (key.as_str(), &p.parameter_choice) {
+                ("config", Some(ParameterChoice::StringParam(text))) => {
+                    config = Some(crate::http::load_config(text)?)
+                }
+                ("config", _) => {
+                    return Err(ServerError::BadRequest(
+                        "parameter 'config' must be a string_param holding the model \
+                         configuration as JSON"
+                            .into(),
+                    )
+                    .into())
+                }
+                (other, _) => return Err(crate::http::unknown_load_parameter(other).into()),
+            }
+        }
+        self.state.registry.load_with(&r.model_name, config).await?;
         Ok(Response::new(RepositoryModelLoadResponse {}))
     }
 
@@ -239,6 +259,7 @@ impl GrpcInferenceService for InferenceService {
             Category::ModelRepository,
             r.metadata(),
         )?;
+        self.state.model_control.check_api()?;
         self.state
             .registry
             .unload(&r.into_inner().model_name)

@@ -30,7 +30,6 @@ pub async fn index(
 #[derive(Default, Deserialize)]
 struct ControlRequest {
     #[serde(default)]
-    #[allow(dead_code)]
     parameters: serde_json::Map<String, Value>,
 }
 
@@ -39,9 +38,36 @@ pub async fn load(
     Path(model): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ServerError> {
-    let _req: ControlRequest = optional_json(&read_body(body, CONTROL_BODY_LIMIT).await?)?;
-    s.registry.load(&model).await?;
+    let req: ControlRequest = optional_json(&read_body(body, CONTROL_BODY_LIMIT).await?)?;
+    s.model_control.check_api()?;
+    let mut config = None;
+    for (key, value) in &req.parameters {
+        match (key.as_str(), value) {
+            ("config", Value::String(text)) => config = Some(load_config(text)?),
+            ("config", _) => {
+                return Err(ServerError::BadRequest(
+                    "parameter 'config' must be a string holding the model configuration as JSON"
+                        .into(),
+                ))
+            }
+            (other, _) => return Err(unknown_load_parameter(other)),
+        }
+    }
+    s.registry.load_with(&model, config).await?;
     Ok(Json(json!({})))
+}
+
+/// A load request's `config` parameter: the model configuration as JSON (Triton's form).
+pub(crate) fn load_config(text: &str) -> Result<crate::config::ModelConfig, ServerError> {
+    crate::config::parse_json(text).map_err(|e| ServerError::BadRequest(e.to_string()))
+}
+
+/// A load parameter Osprey does not take (Triton's `file:<path>` overrides among them).
+pub(crate) fn unknown_load_parameter(key: &str) -> ServerError {
+    ServerError::BadRequest(format!(
+        "load parameter '{key}' is not supported; the only one is 'config' (the model \
+         configuration as JSON)"
+    ))
 }
 
 pub async fn unload(
@@ -50,6 +76,7 @@ pub async fn unload(
     body: Body,
 ) -> Result<Json<Value>, ServerError> {
     let _req: ControlRequest = optional_json(&read_body(body, CONTROL_BODY_LIMIT).await?)?;
+    s.model_control.check_api()?;
     s.registry.unload(&model).await?;
     Ok(Json(json!({})))
 }

@@ -66,11 +66,18 @@ pub struct LoadSettings {
     pub limits: super::RequestLimits,
 }
 
-/// Reads a model's configuration (or starts from an empty one) and decides its versions.
-pub fn plan(files: &ModelFiles, name: &str) -> Result<(ModelConfig, Vec<u64>), String> {
+/// Reads a model's configuration (`given`, as a load request's `config` parameter carries it,
+/// else config.pbtxt, else an empty one) and decides its versions.
+pub fn plan(
+    files: &ModelFiles,
+    name: &str,
+    given: Option<ModelConfig>,
+) -> Result<(ModelConfig, Vec<u64>), String> {
     let model_dir = files.dir();
     let pbtxt = model_dir.join("config.pbtxt");
-    let mut cfg = if pbtxt.is_file() {
+    let mut cfg = if let Some(cfg) = given {
+        cfg
+    } else if pbtxt.is_file() {
         let path = files.find("configuration", "config.pbtxt", &[""])?;
         let text = std::fs::read_to_string(&path).map_err(|e| {
             format!(

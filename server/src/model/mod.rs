@@ -1,6 +1,11 @@
 //! Models: loading from the repository, per-version state, instances and statistics.
+//!
+//! Modules: [`backend`] picks the runtime; [`control`] is Triton's model control modes and the
+//! repository poller; [`files`] keeps model files inside the repository; [`load`] loads one
+//! model's versions; [`registry`] holds every model's state; [`stats`] the statistics extension.
 
 mod backend;
+pub mod control;
 pub mod files;
 mod load;
 mod registry;

@@ -4,6 +4,7 @@
 use super::files::{valid_model_name, ModelFiles};
 use super::load::{load_version, plan, LoadSettings};
 use super::LoadedModel;
+use crate::config::ModelConfig;
 use crate::error::ServerError;
 use osprey_runtimes::onnx::OnnxEnvironment;
 use std::collections::BTreeMap;
@@ -98,6 +99,11 @@ impl Registry {
         out
     }
 
+    /// A model's directory in the repository.
+    pub fn model_dir(&self, name: &str) -> PathBuf {
+        self.repository.join(name)
+    }
+
     /// Model directories in the repository, sorted.
     pub fn repository_models(&self) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(&self.repository) else {
@@ -121,35 +127,60 @@ impl Registry {
         Ok(())
     }
 
-    /// Loads (or reloads) a model from the repository. A failure leaves the model UNAVAILABLE
-    /// with its reason and is also returned.
+    /// Loads (or reloads) a model from the repository with its own configuration.
     pub async fn load(self: &Arc<Self>, name: &str) -> Result<(), ServerError> {
+        self.load_with(name, None).await
+    }
+
+    /// Loads (or reloads) a model, with `config` in place of its config.pbtxt when given. A
+    /// failure is returned; a model that was not serving becomes UNAVAILABLE with the reason,
+    /// while the versions of a serving model that fail to reload keep serving (as in Triton).
+    /// Versions that reload replace the old ones at once: no request finds them missing.
+    pub async fn load_with(
+        self: &Arc<Self>,
+        name: &str,
+        config: Option<ModelConfig>,
+    ) -> Result<(), ServerError> {
         let _guard = self.control.lock().await;
         let dir = self.repository.join(name);
         if !valid_model_name(name) || !dir.is_dir() {
             return Err(ServerError::ModelNotFound(name.to_string()));
         }
+        let previous = self.models.read().map_err(poisoned)?.get(name).cloned();
+        let serving = |v: u64| match previous.as_ref().filter(|e| !e.unloaded) {
+            Some(e) => match e.versions.get(&v) {
+                Some(VersionState::Ready(m)) => Some(m.clone()),
+                _ => None,
+            },
+            None => None,
+        };
+        let any_serving = previous
+            .as_ref()
+            .is_some_and(|e| !e.unloaded && e.versions.keys().any(|v| serving(*v).is_some()));
         let planned = ModelFiles::new(&self.repository, name, self.settings.model_symlinks)
-            .and_then(|files| Ok((plan(&files, name)?, files)));
+            .and_then(|files| Ok((plan(&files, name, config)?, files)));
         let ((cfg, versions), files) = match planned {
             Ok(p) => p,
             Err(reason) => {
                 let reason = self.scrub(reason);
-                self.set(
-                    name,
-                    ModelEntry {
-                        reason: Some(reason.clone()),
-                        versions: BTreeMap::new(),
-                        unloaded: false,
-                    },
-                )?;
+                if any_serving {
+                    tracing::warn!(model = name, %reason, "reload failed; the loaded versions keep serving");
+                } else {
+                    self.set(
+                        name,
+                        ModelEntry {
+                            reason: Some(reason.clone()),
+                            versions: BTreeMap::new(),
+                            unloaded: false,
+                        },
+                    )?;
+                }
                 return Err(ServerError::LoadFailed {
                     model: name.to_string(),
                     reason,
                 });
             }
         };
-        let previous = self.models.read().map_err(poisoned)?.get(name).cloned();
         // Versions being (re)loaded show LOADING while versions already serving keep serving.
         let mut loading = previous.clone().unwrap_or_default();
         loading.reason = None;
@@ -183,9 +214,17 @@ impl Registry {
                 Ok(m) => VersionState::Ready(Arc::new(m)),
                 Err(reason) => {
                     let reason = self.scrub(reason);
-                    tracing::warn!(model = name, version = v, %reason, "model version failed to load");
                     failures.push(format!("version {v}: {reason}"));
-                    VersionState::Unavailable(reason)
+                    match serving(v) {
+                        Some(old) => {
+                            tracing::warn!(model = name, version = v, %reason, "version failed to reload; the loaded one keeps serving");
+                            VersionState::Ready(old)
+                        }
+                        None => {
+                            tracing::warn!(model = name, version = v, %reason, "model version failed to load");
+                            VersionState::Unavailable(reason)
+                        }
+                    }
                 }
             };
             entry.versions.insert(v, state);

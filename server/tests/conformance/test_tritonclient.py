@@ -518,6 +518,8 @@ def test_repository_unload_and_load(http, grpc, unload_via, load_via):
             with pytest.raises(InferenceServerException):
                 c.infer("iris", _inputs(mod, case["inputs"]))
         assert _index_states(http).get("iris") != "READY"
+        # As in Triton, an unloaded model is no longer a loaded one: the server stays ready.
+        assert http.is_server_ready() is True
         # Other models keep serving.
         mlp = REFS["mlp"]["cases"][0]
         _check_case(grpc.infer("mlp", _inputs(grpcclient, mlp["inputs"])), mlp, "mlp while iris unloaded")
