@@ -315,7 +315,8 @@ run_load() {
   echo "--- $name $transport (bounded to ${bound}s)"
   if bounded "$bound" "$OSPREY" loadtest --url "127.0.0.1:$port" --transport "$transport" \
       -m "$MODEL" --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP" \
-      --timeout "$REQUEST_TIMEOUT" --shape input:64 --json "$out" --label "$name" --quiet "${extra[@]}" \
+      --timeout "$REQUEST_TIMEOUT" --shape input:64 --json "$out" --label "$name" --quiet \
+      --max-error-rate 1 "${extra[@]}" \
       >"$RESULTS/$name-$transport.log" 2>&1; then
     cat "$RESULTS/$name-$transport.log"
     local errs

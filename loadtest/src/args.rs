@@ -97,6 +97,10 @@ pub struct LoadtestArgs {
     /// No progress display.
     #[arg(long)]
     pub quiet: bool,
+    /// Most failed requests tolerated, as a share of all measured requests (0 to 1): above
+    /// it the run exits non-zero, after writing its results.
+    #[arg(long, default_value_t = 0.0)]
+    pub max_error_rate: f64,
 }
 
 /// One step of a run.

@@ -4,7 +4,7 @@
 
 use crate::args::{LoadtestArgs, Step};
 use crate::inputs::Xorshift;
-use crate::record::{Recorder, StepResult};
+use crate::record::{Failure, Recorder, StepResult};
 use crate::target::Target;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,10 +17,13 @@ struct Progress {
     failed: AtomicU64,
 }
 
-async fn send_bounded(target: &Target, timeout: Duration) -> Result<(), String> {
+async fn send_bounded(target: &Target, timeout: Duration) -> Result<(), Failure> {
     match tokio::time::timeout(timeout, target.send(timeout)).await {
         Ok(r) => r,
-        Err(_) => Err("timeout".into()),
+        Err(_) => Err(Failure::new(
+            "timeout",
+            format!("no answer within {} ms (--timeout-ms)", timeout.as_millis()),
+        )),
     }
 }
 
@@ -90,6 +93,7 @@ pub async fn run_step(target: &Target, step: &Step, args: &LoadtestArgs) -> Step
         requests: rec.ok + rec.errors.values().sum::<u64>(),
         ok: rec.ok,
         errors: rec.errors.clone(),
+        error_samples: rec.samples.clone(),
         throughput,
         latency,
         histogram,
@@ -97,7 +101,7 @@ pub async fn run_step(target: &Target, step: &Step, args: &LoadtestArgs) -> Step
     }
 }
 
-fn note(progress: &Progress, outcome: &Result<(), String>) {
+fn note(progress: &Progress, outcome: &Result<(), Failure>) {
     match outcome {
         Ok(()) => progress.ok.fetch_add(1, Ordering::Relaxed),
         Err(_) => progress.failed.fetch_add(1, Ordering::Relaxed),
@@ -189,7 +193,7 @@ async fn open(
         rng: Xorshift::new(0x9e37_79b9_7f4a_7c15),
     };
     let in_flight = Arc::new(AtomicU64::new(0));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Duration, Result<(), String>)>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Duration, Result<(), Failure>)>();
     let mut rec = Recorder::default();
     let mut intended = start;
     let mut scheduled = 0u64;
@@ -198,7 +202,10 @@ async fn open(
         let measured = intended >= measure_from;
         if in_flight.load(Ordering::Relaxed) >= args.max_in_flight as u64 {
             if measured {
-                let outcome = Err("generator_saturated".to_string());
+                let outcome = Err(Failure::new(
+                    "generator_saturated",
+                    "--max-in-flight requests were already in flight: the generator could not send at this rate",
+                ));
                 note(progress, &outcome);
                 rec.record(Instant::now().saturating_duration_since(intended), outcome);
                 scheduled += 1;

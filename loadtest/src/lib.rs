@@ -22,9 +22,14 @@ use anyhow::Context;
 
 /// Runs every step the arguments describe and writes the results.
 pub async fn run(args: LoadtestArgs) -> anyhow::Result<Vec<record::StepResult>> {
-    let target = target::Target::connect(&args)
-        .await
-        .context("preparing the target")?;
+    let target = target::Target::connect(&args).await.with_context(|| {
+        format!(
+            "cannot start: model '{}' at {} over {}",
+            args.model,
+            args.url,
+            args.transport_name()
+        )
+    })?;
     let mut results = Vec::new();
     for step in args.steps()? {
         let before = server_stats::fetch(&args).await;
@@ -39,5 +44,31 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<Vec<record::StepResult>> 
     }
     output::write(&args, &results)?;
     print!("{}", report::text_table(&results));
+    check_error_rate(&results, args.max_error_rate)?;
     Ok(results)
+}
+
+/// Fails when more than `max` of all measured requests failed, naming one message per kind.
+pub fn check_error_rate(results: &[record::StepResult], max: f64) -> anyhow::Result<()> {
+    let failed: u64 = results.iter().flat_map(|r| r.errors.values()).sum();
+    let total: u64 = results.iter().map(|r| r.ok).sum::<u64>() + failed;
+    if total == 0 {
+        anyhow::bail!("no request was measured");
+    }
+    let rate = failed as f64 / total as f64;
+    if rate > max {
+        let mut samples = std::collections::BTreeMap::new();
+        for r in results {
+            for (k, m) in &r.error_samples {
+                samples.entry(k.clone()).or_insert_with(|| m.clone());
+            }
+        }
+        let samples: Vec<String> = samples.iter().map(|(k, m)| format!("{k}: {m}")).collect();
+        anyhow::bail!(
+            "{failed} of {total} requests failed ({:.2}%, more than --max-error-rate {max}); {}",
+            rate * 100.0,
+            samples.join("; ")
+        );
+    }
+    Ok(())
 }

@@ -10,11 +10,34 @@ pub fn classify_http(status: u16) -> String {
     format!("http_{status}")
 }
 
+/// Why one request failed: its kind (`http_503`, `grpc_unavailable`, `timeout`, `connect`,
+/// `transport`, `generator_saturated`) and what the server or the client library said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: String,
+    pub message: String,
+}
+
+impl Failure {
+    /// At most this much of a message is kept as a sample.
+    const SAMPLE_CHARS: usize = 300;
+
+    pub fn new(kind: impl Into<String>, message: impl AsRef<str>) -> Failure {
+        let message = message.as_ref().trim();
+        Failure {
+            kind: kind.into(),
+            message: message.chars().take(Self::SAMPLE_CHARS).collect(),
+        }
+    }
+}
+
 /// Latencies and outcomes of one step's measured requests.
 pub struct Recorder {
     pub histogram: Histogram<u64>,
     pub ok: u64,
     pub errors: BTreeMap<String, u64>,
+    /// The first message seen of each kind of error.
+    pub samples: BTreeMap<String, String>,
 }
 
 impl Default for Recorder {
@@ -25,17 +48,21 @@ impl Default for Recorder {
                 .expect("valid histogram bounds"),
             ok: 0,
             errors: BTreeMap::new(),
+            samples: BTreeMap::new(),
         }
     }
 }
 
 impl Recorder {
-    pub fn record(&mut self, latency: Duration, outcome: Result<(), String>) {
+    pub fn record(&mut self, latency: Duration, outcome: Result<(), Failure>) {
         let us = (latency.as_micros() as u64).max(1);
         let _ = self.histogram.record(us.min(self.histogram.high()));
         match outcome {
             Ok(()) => self.ok += 1,
-            Err(kind) => *self.errors.entry(kind).or_default() += 1,
+            Err(f) => {
+                *self.errors.entry(f.kind.clone()).or_default() += 1;
+                self.samples.entry(f.kind).or_insert(f.message);
+            }
         }
     }
 
@@ -44,6 +71,9 @@ impl Recorder {
         self.ok += other.ok;
         for (k, v) in other.errors {
             *self.errors.entry(k).or_default() += v;
+        }
+        for (k, m) in other.samples {
+            self.samples.entry(k).or_insert(m);
         }
     }
 }
@@ -86,6 +116,9 @@ pub struct StepResult {
     pub requests: u64,
     pub ok: u64,
     pub errors: BTreeMap<String, u64>,
+    /// One message per kind of error, as the server or the client library gave it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_samples: BTreeMap<String, String>,
     pub throughput: f64,
     pub latency: Latency,
     pub histogram: Vec<(u64, u64)>,
@@ -147,6 +180,10 @@ impl StepResult {
             self.latency.max_us,
             self.ok,
             self.errors
-        )
+        ) + &self
+            .error_samples
+            .iter()
+            .map(|(k, m)| format!("\n  {k}, e.g.: {m}"))
+            .collect::<String>()
     }
 }

@@ -335,6 +335,7 @@ mod tests {
             requests: 10,
             ok: 10,
             errors: Default::default(),
+            error_samples: Default::default(),
             throughput: tput,
             latency: Latency {
                 p50_us: p99 / 2,

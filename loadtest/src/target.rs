@@ -3,7 +3,7 @@
 
 use crate::args::{LoadtestArgs, Transport};
 use crate::inputs::{input_sets, InputMeta};
-use crate::record::classify_http;
+use crate::record::{classify_http, Failure};
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use osprey_protocol::client::{encode_rest_request, request_to_grpc};
@@ -54,13 +54,22 @@ async fn rest_metadata(
     args: &LoadtestArgs,
     url: &str,
 ) -> anyhow::Result<Vec<InputMeta>> {
-    let v: serde_json::Value = client
-        .get(format!("{}{}", base(url), model_path(args)))
+    let at = format!("{}{}", base(url), model_path(args));
+    let resp = client
+        .get(&at)
         .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+        .await
+        .with_context(|| format!("GET {at}"))?;
+    let status = resp.status();
+    let text = resp.text().await.with_context(|| format!("GET {at}"))?;
+    if !status.is_success() {
+        return Err(anyhow!(
+            "GET {at}: the server answered {status}: {}",
+            text.trim()
+        ));
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("GET {at}: the answer is not JSON"))?;
     v["inputs"]
         .as_array()
         .ok_or_else(|| anyhow!("model metadata has no inputs: {v}"))?
@@ -167,8 +176,8 @@ impl Target {
     }
 
     /// Sends the next prepared request once; `Err` carries the error's kind (`http_503`,
-    /// `grpc_unavailable`, `timeout`, `connect`, `transport`).
-    pub async fn send(&self, timeout: Duration) -> Result<(), String> {
+    /// `grpc_unavailable`, `timeout`, `connect`, `transport`) and message.
+    pub async fn send(&self, timeout: Duration) -> Result<(), Failure> {
         match self {
             Target::Rest {
                 client,
@@ -186,14 +195,17 @@ impl Target {
                     // Some servers (KServe) refuse JSON without its content type.
                     None => req.header("Content-Type", "application/json"),
                 };
-                let resp = req.send().await.map_err(|e| reqwest_kind(&e))?;
+                let resp = req.send().await.map_err(|e| reqwest_failure(&e))?;
                 let status = resp.status().as_u16();
                 // Read the whole answer, as a client must.
-                resp.bytes().await.map_err(|e| reqwest_kind(&e))?;
+                let body = resp.bytes().await.map_err(|e| reqwest_failure(&e))?;
                 if status == 200 {
                     Ok(())
                 } else {
-                    Err(classify_http(status))
+                    Err(Failure::new(
+                        classify_http(status),
+                        String::from_utf8_lossy(&body),
+                    ))
                 }
             }
             Target::Grpc {
@@ -207,21 +219,29 @@ impl Target {
                 req.set_timeout(timeout);
                 match client.model_infer(req).await {
                     Ok(_) => Ok(()),
-                    Err(status) => Err(grpc_kind(&status)),
+                    Err(status) => Err(Failure::new(grpc_kind(&status), status.message())),
                 }
             }
         }
     }
 }
 
-fn reqwest_kind(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timeout".into()
+fn reqwest_failure(e: &reqwest::Error) -> Failure {
+    let kind = if e.is_timeout() {
+        "timeout"
     } else if e.is_connect() {
-        "connect".into()
+        "connect"
     } else {
-        "transport".into()
+        "transport"
+    };
+    // The source chain says why (connection refused, reset, ...).
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message = format!("{message}: {s}");
+        source = s.source();
     }
+    Failure::new(kind, message)
 }
 
 fn grpc_kind(status: &tonic::Status) -> String {

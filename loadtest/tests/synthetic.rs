@@ -133,11 +133,25 @@ async fn closed_loop_counts_and_percentiles() {
 #[tokio::test]
 async fn errors_are_classified() {
     let (url, served) = synthetic().await;
-    let busy = osprey_loadtest::run(args(&["--url", &url, "-m", "busy", "--requests", "30"]))
-        .await
-        .unwrap();
+    let busy = osprey_loadtest::run(args(&[
+        "--url",
+        &url,
+        "-m",
+        "busy",
+        "--requests",
+        "30",
+        "--max-error-rate",
+        "1",
+    ]))
+    .await
+    .unwrap();
     assert_eq!(busy[0].ok, 0);
     assert_eq!(busy[0].errors.get("http_503"), Some(&30));
+    assert_eq!(
+        busy[0].error_samples.get("http_503").map(String::as_str),
+        Some("{\"error\":\"busy\"}"),
+        "the server's own answer is kept as the sample"
+    );
     let picky = osprey_loadtest::run(args(&[
         "--url",
         &url,
@@ -147,6 +161,8 @@ async fn errors_are_classified() {
         "10",
         "--concurrency",
         "3",
+        "--max-error-rate",
+        "1",
     ]))
     .await
     .unwrap();
@@ -156,6 +172,60 @@ async fn errors_are_classified() {
         0,
         "no request reached the good model"
     );
+}
+
+#[tokio::test]
+async fn failures_past_the_allowed_rate_fail_the_run_with_a_sample() {
+    let (url, _) = synthetic().await;
+    let e = osprey_loadtest::run(args(&["--url", &url, "-m", "busy", "--requests", "20"]))
+        .await
+        .expect_err("every request failed");
+    let e = format!("{e:#}");
+    assert!(e.contains("20 of 20 requests failed"), "{e}");
+    assert!(e.contains("http_503: {\"error\":\"busy\"}"), "{e}");
+    // Within the allowed share the run passes.
+    osprey_loadtest::run(args(&[
+        "--url",
+        &url,
+        "-m",
+        "busy",
+        "--requests",
+        "5",
+        "--max-error-rate",
+        "1",
+    ]))
+    .await
+    .expect("allowed");
+}
+
+#[tokio::test]
+async fn a_target_that_cannot_be_reached_says_why() {
+    let spare = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = spare.local_addr().unwrap().to_string();
+    drop(spare);
+    for transport in ["rest-binary", "grpc"] {
+        let e = osprey_loadtest::run(args(&[
+            "--url",
+            &dead,
+            "-m",
+            "good",
+            "--requests",
+            "5",
+            "--transport",
+            transport,
+        ]))
+        .await
+        .expect_err("nothing listens");
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("cannot start: model 'good'") && e.contains(&dead),
+            "{transport}: {e}"
+        );
+        assert!(
+            e.to_lowercase().contains("connect") || e.contains("refused"),
+            "{transport}: {e}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -113,7 +113,7 @@ fn main() {
         }
     };
     if let Err(e) = result {
-        eprintln!("osprey: {e}");
+        eprintln!("osprey: {e:#}");
         std::process::exit(1);
     }
 }

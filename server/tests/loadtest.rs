@@ -14,6 +14,34 @@ struct Cli {
 }
 
 #[tokio::test]
+async fn an_unknown_model_is_named_with_the_servers_answer() {
+    let s = TestServer::start(&models_dir()).await;
+    for (transport, url) in [("rest-binary", s.http), ("grpc", s.grpc)] {
+        let url = url.to_string();
+        let args = Cli::parse_from([
+            "loadtest",
+            "--quiet",
+            "--url",
+            &url,
+            "--transport",
+            transport,
+            "-m",
+            "no_such_model",
+            "--requests",
+            "5",
+        ])
+        .args;
+        let e = osprey_loadtest::run(args).await.expect_err("no such model");
+        let e = format!("{e:#}");
+        assert!(e.contains("cannot start: model 'no_such_model'"), "{e}");
+        assert!(
+            e.contains("unknown model 'no_such_model'"),
+            "{transport}: {e}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn loadtest_drives_osprey_over_rest_and_grpc() {
     let s = TestServer::start(&models_dir()).await;
     let http = s.http.to_string();
