@@ -331,3 +331,79 @@ async fn a_reload_under_load_fails_no_request() {
     }
     assert!(total > 0, "the clients ran");
 }
+
+/// The value of the sample `series` (name and labels, exactly as rendered).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{series} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tritons_metric_names_units_help_and_types() {
+    let repo = temp_repo_with(&["mlp"]);
+    let s = TestServer::start(repo.path()).await;
+    s.assert_still_serving().await;
+    let bad = json!({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32",
+        "data": [1, 2, 3]}]});
+    assert_eq!(s.post_json("/v2/models/mlp/infer", &bad).await.0, 400);
+    let text = s.metrics_text().await;
+    let mv = "{model=\"mlp\",version=\"1\"}";
+    assert!(sample(&text, &format!("nv_inference_request_success{mv}")) >= 1.0);
+    assert!(sample(&text, &format!("nv_inference_count{mv}")) >= 1.0);
+    assert!(sample(&text, &format!("nv_inference_exec_count{mv}")) >= 1.0);
+    assert!(sample(&text, &format!("nv_inference_request_duration_us{mv}")) >= 1.0);
+    assert!(
+        sample(
+            &text,
+            &format!("nv_inference_compute_infer_duration_us{mv}")
+        ) >= 1.0
+    );
+    sample(&text, &format!("nv_inference_queue_duration_us{mv}"));
+    sample(&text, &format!("nv_inference_pending_request_count{mv}"));
+    assert_eq!(
+        sample(
+            &text,
+            "nv_inference_request_failure{model=\"mlp\",version=\"1\",reason=\"OTHER\"}"
+        ),
+        1.0
+    );
+    assert!(
+        text.contains("# TYPE nv_inference_request_success counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE nv_inference_pending_request_count gauge"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE process_cpu_seconds_total counter"),
+        "{text}"
+    );
+    assert!(text.contains("nv_cpu_memory_used_bytes"), "{text}");
+    // Osprey's own series stay beside them.
+    assert!(text.contains("osprey_inference_request_duration_seconds_bucket"));
+    // Every series has its # HELP and # TYPE.
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let name = line.split([' ', '{']).next().unwrap();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .filter_map(|s| name.strip_suffix(s))
+            .find(|f| text.contains(&format!("# TYPE {f} histogram")))
+            .unwrap_or(name);
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "no HELP for {family}"
+        );
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "no TYPE for {family}"
+        );
+    }
+    s.shutdown().await;
+}

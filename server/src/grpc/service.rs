@@ -33,8 +33,12 @@ async fn model_infer(
     let model = state
         .registry
         .get(&req.model_name, Some(&req.model_version))?;
-    let prepared = Prepared::new(&model, request_from_grpc(req)?)?;
-    let (resp, _) = infer(&model, prepared, crate::metrics::Protocol::Grpc).await?;
+    let grpc = crate::metrics::Protocol::Grpc;
+    let prepared = request_from_grpc(req)
+        .map_err(ServerError::from)
+        .and_then(|r| Prepared::new(&model, r))
+        .map_err(|e| crate::infer::refused(&model, grpc, e))?;
+    let (resp, _) = infer(&model, prepared, grpc).await?;
     Ok(response_to_grpc(resp))
 }
 

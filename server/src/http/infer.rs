@@ -61,22 +61,26 @@ async fn handle(
     let model = s.registry.get(&p.model, p.version.as_deref())?;
     let header_len = header_length(headers)?;
     let bytes = read_body(body, s.http_max_body).await?;
-    let req = if header_len == Some(0) {
-        let input = match model.signature.inputs.as_slice() {
-            [only] => only,
-            other => {
-                return Err(ProtocolError::RawRequestInputs {
-                    model: model.name.clone(),
-                    inputs: other.len(),
+    let http = crate::metrics::Protocol::Http;
+    let prepared = (|| {
+        let req = if header_len == Some(0) {
+            let input = match model.signature.inputs.as_slice() {
+                [only] => only,
+                other => {
+                    return Err(ProtocolError::RawRequestInputs {
+                        model: model.name.clone(),
+                        inputs: other.len(),
+                    }
+                    .into())
                 }
-                .into())
-            }
+            };
+            rest::decode_raw_request(bytes, input, model.signature.max_batch_size > 0)?
+        } else {
+            decode(&model, bytes, header_len)?
         };
-        rest::decode_raw_request(bytes, input, model.signature.max_batch_size > 0)?
-    } else {
-        decode(&model, bytes, header_len)?
-    };
-    let req = Prepared::new(&model, req)?;
+        Prepared::new(&model, req)
+    })();
+    let req = prepared.map_err(|e| crate::infer::refused(&model, http, e))?;
     let (resp, outputs) = run_inference(&model, req, crate::metrics::Protocol::Http).await?;
     let encoded = rest::encode_response(&resp, |name| outputs.binary(name))?;
     let mut out = (StatusCode::OK, encoded.body).into_response();

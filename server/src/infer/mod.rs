@@ -50,6 +50,18 @@ pub async fn infer(
     result.map(|(resp, outputs, _)| (resp, outputs))
 }
 
+/// Counts a request for a known model that was refused before it ran (it could not be decoded
+/// or validated) as a failure in the statistics and metrics, as Triton counts it; returns the
+/// error.
+pub fn refused(model: &LoadedModel, protocol: Protocol, e: ServerError) -> ServerError {
+    model.stats.request_failed(Duration::ZERO);
+    model
+        .predictor
+        .metrics()
+        .request_failed(protocol, e.kind().label(), Duration::ZERO);
+    e
+}
+
 /// How the predictor is called: the request's parameters (a remote predictor gets them), where
 /// it queues, and the outputs wanted (a remote predictor sends back only these; empty: all).
 pub struct Call<'a> {

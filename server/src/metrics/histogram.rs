@@ -73,8 +73,9 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Appends every live histogram to `out`, grouped by name, with one `# TYPE` line per name.
-pub fn render(out: &mut String) {
+/// Appends every live histogram to `out`, grouped by name, with one `# HELP` (from `help`) and
+/// one `# TYPE` line per name.
+pub fn render(out: &mut String, help: impl Fn(&str) -> &'static str) {
     let live: Vec<Arc<Inner>> = {
         let mut all = ALL.lock().unwrap_or_else(|p| p.into_inner());
         all.retain(|w| w.strong_count() > 0);
@@ -84,6 +85,7 @@ pub fn render(out: &mut String) {
     names.sort_unstable();
     names.dedup();
     for name in names {
+        let _ = writeln!(out, "# HELP {name} {}", help(name));
         let _ = writeln!(out, "# TYPE {name} histogram");
         for h in live.iter().filter(|h| h.name == name) {
             let sep = if h.labels.is_empty() { "" } else { "," };
@@ -119,7 +121,8 @@ mod tests {
             h.record(v);
         }
         let mut out = String::new();
-        render(&mut out);
+        render(&mut out, |_| "a test");
+        assert!(out.contains("# HELP test_hist_a a test"), "{out}");
         assert!(out.contains("# TYPE test_hist_a histogram"), "{out}");
         assert!(
             out.contains("test_hist_a_bucket{model=\"m\\\"x\",le=\"1\"} 2"),
@@ -137,7 +140,7 @@ mod tests {
         assert_eq!(h.0.counts.len(), BOUNDS.len() + 1);
         drop(h);
         let mut after = String::new();
-        render(&mut after);
+        render(&mut after, |_| "");
         assert!(
             !after.contains("test_hist_a"),
             "dropped histograms are not rendered"

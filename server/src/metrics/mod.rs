@@ -14,15 +14,24 @@
 //! | `osprey_inference_compute_infer_duration_seconds` | histogram | model, version | nv_inference_compute_infer_duration_us |
 //! | `osprey_inference_compute_output_duration_seconds` | histogram | model, version | nv_inference_compute_output_duration_us |
 //! | `osprey_inference_batch_size` | histogram (rows per execution) | model, version | — |
-//! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `osprey_cpu_utilization` | gauges read from /proc at scrape | — | nv_cpu_utilization, nv_cpu_memory_used_bytes |
+//! | `process_cpu_seconds_total` (counter), `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `osprey_cpu_utilization` | read from /proc at scrape | — | nv_cpu_utilization, nv_cpu_memory_used_bytes |
+//!
+//! Beside them, Triton's own series under Triton's names and units ([`triton`]), and every
+//! series carries a `# HELP` line.
+//!
+//! Modules: [`histogram`] the fixed-memory histograms; [`process`] the /proc series;
+//! [`triton`] Triton's series.
 
 mod histogram;
+mod process;
+pub mod triton;
 
 use histogram::Histogram;
 use metrics::{Counter, Gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
+use triton::TritonMetrics;
 
 const SUCCESS: &str = "osprey_inference_request_success_total";
 const FAILURE: &str = "osprey_inference_request_failure_total";
@@ -35,6 +44,56 @@ const COMPUTE_INPUT: &str = "osprey_inference_compute_input_duration_seconds";
 const COMPUTE_INFER: &str = "osprey_inference_compute_infer_duration_seconds";
 const COMPUTE_OUTPUT: &str = "osprey_inference_compute_output_duration_seconds";
 const BATCH_SIZE: &str = "osprey_inference_batch_size";
+
+/// Help text of Osprey's own series.
+const HELP: &[(&str, &str)] = &[
+    (SUCCESS, "Successful inference requests, per protocol"),
+    (
+        FAILURE,
+        "Failed inference requests, per protocol and error class",
+    ),
+    (
+        INFERENCES,
+        "Inferences performed (rows of successful requests)",
+    ),
+    (EXECUTIONS, "Model executions (batches)"),
+    (PENDING, "Requests waiting in the model's queue"),
+    (
+        REQUEST_DURATION,
+        "Inference request duration in seconds, from decoding to answer",
+    ),
+    (
+        QUEUE_DURATION,
+        "Time requests waited in the model's queue, in seconds",
+    ),
+    (COMPUTE_INPUT, "Time merging a batch's inputs, in seconds"),
+    (COMPUTE_INFER, "Model execution time per batch, in seconds"),
+    (
+        COMPUTE_OUTPUT,
+        "Time splitting a batch's outputs per request, in seconds",
+    ),
+    (BATCH_SIZE, "Rows per model execution"),
+];
+
+/// The help text of a series Osprey exports.
+fn help(name: &str) -> &'static str {
+    HELP.iter()
+        .chain(triton::HELP)
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, h)| h)
+}
+
+/// Declares the help text of every counter and gauge to the exporter.
+fn describe() {
+    for (name, text) in HELP.iter().chain(triton::HELP) {
+        match *name {
+            PENDING | triton::PENDING => metrics::describe_gauge!(*name, *text),
+            REQUEST_DURATION | QUEUE_DURATION | COMPUTE_INPUT | COMPUTE_INFER | COMPUTE_OUTPUT
+            | BATCH_SIZE => {}
+            _ => metrics::describe_counter!(*name, *text),
+        }
+    }
+}
 
 const DURATION_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -53,6 +112,7 @@ pub fn install() -> Option<PrometheusHandle> {
             let recorder = PrometheusBuilder::new().build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            describe();
             Some(handle)
         })
         .clone()
@@ -88,6 +148,7 @@ pub struct ModelMetrics {
     compute_infer: Histogram,
     compute_output: Histogram,
     batch_size: Histogram,
+    triton: TritonMetrics,
 }
 
 impl ModelMetrics {
@@ -130,6 +191,7 @@ impl ModelMetrics {
             compute_infer: hist(COMPUTE_INFER, DURATION_BUCKETS),
             compute_output: hist(COMPUTE_OUTPUT, DURATION_BUCKETS),
             batch_size: hist(BATCH_SIZE, BATCH_BUCKETS),
+            triton: TritonMetrics::new(model, version),
         }
     }
 
@@ -137,6 +199,7 @@ impl ModelMetrics {
         self.success[protocol as usize].increment(1);
         self.duration[protocol as usize].record(total.as_secs_f64());
         self.inferences.increment(rows);
+        self.triton.succeeded(total, rows);
     }
 
     pub fn request_failed(&self, protocol: Protocol, reason: &'static str, total: Duration) {
@@ -148,73 +211,35 @@ impl ModelMetrics {
         ];
         metrics::counter!(FAILURE, &labels).increment(1);
         self.duration[protocol as usize].record(total.as_secs_f64());
+        self.triton.failed(reason, total);
     }
 
     pub fn queued(&self, waiting: usize) {
         self.pending.set(waiting as f64);
+        self.triton.pending.set(waiting as f64);
     }
 
     pub fn request_dequeued(&self, waited: Duration) {
         self.queue.record(waited.as_secs_f64());
+        self.triton.dequeued(waited);
     }
 
-    pub fn executed(&self, rows: u64, input: Duration, infer: Duration, output: Duration) {
+    /// One execution of `rows` rows from `requests` requests.
+    pub fn executed(
+        &self,
+        rows: u64,
+        requests: u64,
+        input: Duration,
+        infer: Duration,
+        output: Duration,
+    ) {
+        self.triton.executed(requests, input, infer, output);
         self.executions.increment(1);
         self.batch_size.record(rows as f64);
         self.compute_input.record(input.as_secs_f64());
         self.compute_infer.record(infer.as_secs_f64());
         self.compute_output.record(output.as_secs_f64());
     }
-}
-
-/// Process CPU and memory, read from /proc when metrics are scraped.
-struct ProcessSample {
-    at: Instant,
-    cpu_seconds: f64,
-}
-
-static LAST_SAMPLE: Mutex<Option<ProcessSample>> = Mutex::new(None);
-
-fn clock_ticks() -> f64 {
-    100.0
-}
-
-fn update_process_metrics() {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return;
-    };
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r.split_whitespace().collect())
-        .unwrap_or_default();
-    let num = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the full line: 11 and 12 after the name.
-    let cpu_seconds = (num(11) + num(12)) / clock_ticks();
-    let vsize = num(20);
-    let rss_pages = num(21);
-    metrics::gauge!("process_cpu_seconds_total").set(cpu_seconds);
-    metrics::gauge!("process_virtual_memory_bytes").set(vsize);
-    metrics::gauge!("process_resident_memory_bytes").set(rss_pages * 4096.0);
-    let now = Instant::now();
-    let mut last = LAST_SAMPLE.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(prev) = last.as_ref() {
-        let wall = now.duration_since(prev.at).as_secs_f64();
-        let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
-        if wall > 0.0 {
-            let util = ((cpu_seconds - prev.cpu_seconds) / wall / cores).clamp(0.0, 1.0);
-            metrics::gauge!("osprey_cpu_utilization").set(util);
-        }
-    }
-    *last = Some(ProcessSample {
-        at: now,
-        cpu_seconds,
-    });
 }
 
 /// The metrics port's routes: `/metrics` in Prometheus text format.
@@ -224,9 +249,9 @@ pub fn router(handle: Option<PrometheusHandle>) -> axum::Router {
         axum::routing::get(move || {
             let handle = handle.clone();
             async move {
-                update_process_metrics();
                 let mut text = handle.map(|h| h.render()).unwrap_or_default();
-                histogram::render(&mut text);
+                histogram::render(&mut text, help);
+                process::render(&mut text);
                 text
             }
         }),

@@ -255,7 +255,7 @@ pub fn load_version(
         config::complete_remote(&mut cfg, backend.names()).map_err(|e| e.to_string())?;
         Predictor::Remote {
             client,
-            metrics: ModelMetrics::new(&cfg.name, &version.to_string()),
+            metrics: Box::new(ModelMetrics::new(&cfg.name, &version.to_string())),
         }
     } else {
         let runtimes = load_runtimes(backend, env, files, version, &cfg, settings, cancel)?;

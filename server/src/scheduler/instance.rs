@@ -70,6 +70,7 @@ pub(super) fn run_batch(
             shared.stats.executed(times, replies.len() as u64);
             shared.metrics.executed(
                 total as u64,
+                replies.len() as u64,
                 times.compute_input,
                 times.compute_infer,
                 times.compute_output,

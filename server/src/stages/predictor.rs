@@ -15,7 +15,7 @@ pub enum Predictor {
     /// A remote KServe v2 server.
     Remote {
         client: RemoteClient,
-        metrics: ModelMetrics,
+        metrics: Box<ModelMetrics>,
     },
 }
 
