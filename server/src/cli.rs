@@ -205,6 +205,10 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// One log line per inference request at info level (target `osprey::access`): protocol,
+    /// model, version, status, duration and request id.
+    #[arg(long)]
+    pub log_requests: bool,
     /// Log filter (tracing EnvFilter syntax); RUST_LOG also works.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log_level: String,

@@ -121,19 +121,24 @@ impl ServerError {
     }
 }
 
+impl ServerError {
+    /// The gRPC code for the error (a restricted API is UNAVAILABLE, as Triton answers).
+    pub fn grpc_code(&self) -> tonic::Code {
+        match self.kind() {
+            ErrorKind::InvalidArgument => tonic::Code::InvalidArgument,
+            ErrorKind::NotFound => tonic::Code::NotFound,
+            ErrorKind::Unavailable | ErrorKind::Forbidden => tonic::Code::Unavailable,
+            ErrorKind::TooLarge => tonic::Code::ResourceExhausted,
+            ErrorKind::Unauthenticated => tonic::Code::Unauthenticated,
+            ErrorKind::DeadlineExceeded => tonic::Code::DeadlineExceeded,
+            ErrorKind::Unsupported => tonic::Code::Unimplemented,
+            ErrorKind::Internal => tonic::Code::Internal,
+        }
+    }
+}
+
 impl From<ServerError> for tonic::Status {
     fn from(e: ServerError) -> tonic::Status {
-        let msg = e.to_string();
-        match e.kind() {
-            ErrorKind::InvalidArgument => tonic::Status::invalid_argument(msg),
-            ErrorKind::NotFound => tonic::Status::not_found(msg),
-            ErrorKind::Unavailable => tonic::Status::unavailable(msg),
-            ErrorKind::TooLarge => tonic::Status::resource_exhausted(msg),
-            ErrorKind::Forbidden => tonic::Status::unavailable(msg),
-            ErrorKind::Unauthenticated => tonic::Status::unauthenticated(msg),
-            ErrorKind::DeadlineExceeded => tonic::Status::deadline_exceeded(msg),
-            ErrorKind::Unsupported => tonic::Status::unimplemented(msg),
-            ErrorKind::Internal => tonic::Status::internal(msg),
-        }
+        tonic::Status::new(e.grpc_code(), e.to_string())
     }
 }

@@ -3,6 +3,7 @@
 use clap::Parser;
 use osprey_server::cli::{Cli, Command, LogFormat, ServeArgs};
 use osprey_server::server::{build_state, run, Listeners};
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: the request path allocates many small short-lived buffers; glibc's malloc took
@@ -12,8 +13,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn init_logging(args: &ServeArgs) {
     let filter = EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: a log file or a collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Json => builder.json().init(),
@@ -89,6 +92,7 @@ fn main() {
                 EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
             tracing_subscriber::fmt()
                 .with_env_filter(filter)
+                .with_ansi(std::io::stderr().is_terminal())
                 .with_writer(std::io::stderr)
                 .init();
             tokio::runtime::Builder::new_multi_thread()

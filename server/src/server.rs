@@ -155,7 +155,7 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
         elapsed_ms = started.elapsed().as_millis() as u64,
         "start-up models processed"
     );
-    Ok(Arc::new(AppState::new(
+    let mut state = AppState::new(
         registry,
         startup,
         args.strict_readiness,
@@ -166,8 +166,10 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
             max_rows: args.explain_max_rows,
             timeout: Duration::from_secs(args.explain_timeout_secs.max(1)),
         },
-        args.model_control_mode,
-    )))
+    );
+    state.model_control = args.model_control_mode;
+    state.log_requests = args.log_requests;
+    Ok(Arc::new(state))
 }
 
 /// Per-stream HTTP/2 receive window of the gRPC listener (hyper's default).

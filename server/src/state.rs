@@ -21,6 +21,8 @@ pub struct AppState {
     pub explain_limits: ExplainLimits,
     /// Who may load and unload models (`--model-control-mode`).
     pub model_control: crate::model::control::ModelControl,
+    /// One access log line per inference request (`--log-requests`).
+    pub log_requests: bool,
     shutting_down: AtomicBool,
 }
 
@@ -32,7 +34,6 @@ impl AppState {
         http_max_body: usize,
         access: (Access, Access),
         explain_limits: ExplainLimits,
-        model_control: crate::model::control::ModelControl,
     ) -> AppState {
         AppState {
             registry,
@@ -42,7 +43,8 @@ impl AppState {
             http_access: access.0,
             grpc_access: access.1,
             explain_limits,
-            model_control,
+            model_control: crate::model::control::ModelControl::Explicit,
+            log_requests: false,
             shutting_down: AtomicBool::new(false),
         }
     }

@@ -78,3 +78,65 @@ fn help_lists_the_triton_flags() {
         assert!(help.contains(flag), "missing {flag} in help");
     }
 }
+
+/// Reads stderr lines until one contains `what`, returning it (bounded by the server's start).
+fn line_with(lines: &mut impl Iterator<Item = String>, what: &str) -> String {
+    lines
+        .find(|l| l.contains(what))
+        .unwrap_or_else(|| panic!("no line with {what:?}"))
+}
+
+#[test]
+fn requests_are_logged_with_their_id_in_plain_text() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut child = osprey()
+        .current_dir(root)
+        .args(["serve", "--model-repository", "models", "--model", "iris"])
+        .args([
+            "--address",
+            "127.0.0.1",
+            "--http-port",
+            "0",
+            "--grpc-port",
+            "0",
+        ])
+        .args(["--metrics-port", "0", "--log-requests"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+    let listening = line_with(&mut lines, "HTTP service listening on");
+    let addr = listening.rsplit(' ').next().unwrap().trim().to_string();
+    // The listeners are announced after the start-up models are loaded.
+
+    let body = r#"{"inputs":[{"name":"float_input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#;
+    let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        tcp,
+        "POST /v2/models/iris/infer HTTP/1.1\r\nhost: t\r\nx-request-id: req-7f3a\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.to_lowercase().contains("x-request-id: req-7f3a"),
+        "the request id comes back: {answer}"
+    );
+
+    let access = line_with(&mut lines, "req-7f3a");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(access.contains("osprey::access"), "{access}");
+    assert!(access.contains("/v2/models/iris/infer"), "{access}");
+    assert!(access.contains("status=200"), "{access}");
+    assert!(access.contains("duration_us="), "{access}");
+    assert!(
+        !listening.contains('\u{1b}') && !access.contains('\u{1b}'),
+        "no colour codes when stderr is not a terminal: {access:?}"
+    );
+}

@@ -30,6 +30,37 @@ async fn model_infer(
     state: &AppState,
     req: ModelInferRequest,
 ) -> Result<ModelInferResponse, ServerError> {
+    if !state.log_requests {
+        return model_infer_once(state, req).await;
+    }
+    let started = std::time::Instant::now();
+    let (model, version, id) = (
+        req.model_name.clone(),
+        req.model_version.clone(),
+        req.id.clone(),
+    );
+    let result = model_infer_once(state, req).await;
+    let code = result
+        .as_ref()
+        .err()
+        .map_or(tonic::Code::Ok, ServerError::grpc_code);
+    tracing::info!(
+        target: "osprey::access",
+        protocol = "grpc",
+        model,
+        version,
+        status = ?code,
+        duration_us = started.elapsed().as_micros() as u64,
+        request_id = id,
+        "request"
+    );
+    result
+}
+
+async fn model_infer_once(
+    state: &AppState,
+    req: ModelInferRequest,
+) -> Result<ModelInferResponse, ServerError> {
     let model = state
         .registry
         .get(&req.model_name, Some(&req.model_version))?;

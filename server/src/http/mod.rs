@@ -115,6 +115,11 @@ async fn guard(
             }
         }
     }
+    let started = std::time::Instant::now();
+    let request_id = parts.headers.get(X_REQUEST_ID).cloned();
+    let access = s
+        .log_requests
+        .then(|| (parts.method.clone(), parts.uri.path().to_string()));
     let bytes = match read_body(body, s.http_max_body).await {
         Ok(b) => b,
         Err(e) => {
@@ -125,9 +130,34 @@ async fn guard(
             return r;
         }
     };
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    let mut response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if let Some((method, path)) = access {
+        let id = request_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::info!(
+            target: "osprey::access",
+            protocol = "http",
+            %method,
+            path,
+            status = response.status().as_u16(),
+            duration_us = started.elapsed().as_micros() as u64,
+            request_id = id,
+            "request"
+        );
+    }
+    // The caller's request id comes back on the answer.
+    if let Some(id) = request_id {
+        response.headers_mut().insert(X_REQUEST_ID, id);
+    }
+    response
 }
+
+/// The request id header a client or proxy sets; echoed on the answer and logged.
+const X_REQUEST_ID: &str = "x-request-id";
 
 async fn not_found(uri: axum::http::Uri) -> ServerError {
     ServerError::NoEndpoint(uri.path().to_string())
