@@ -407,3 +407,61 @@ async fn tritons_metric_names_units_help_and_types() {
     }
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kserve_v1_predict() {
+    let repo = temp_repo_with(&["iris", "linear", "text_sentiment"]);
+    let s = TestServer::start(repo.path()).await;
+    // Two rows of the linear model (y = x . [1, -2, 3, 0.5] + 0.25).
+    let (status, v) = s
+        .post_json(
+            "/v1/models/linear:predict",
+            &json!({"instances": [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 2.0]]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let p = v["predictions"].as_array().unwrap();
+    assert_eq!(p.len(), 2, "{v}");
+    assert!((p[0][0].as_f64().unwrap() - 1.25).abs() < 1e-5, "{v}");
+    assert!((p[1][0].as_f64().unwrap() - 2.25).abs() < 1e-5, "{v}");
+    // The `inputs` key, and a model whose first output is a class index.
+    let (status, v) = s
+        .post_json(
+            "/v1/models/iris:predict",
+            &json!({"inputs": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["predictions"], json!([0, 2]), "{v}");
+    // Strings for a text model.
+    let (status, v) = s
+        .post_json(
+            "/v1/models/text_sentiment:predict",
+            &json!({"instances": ["a wonderful film", "awful, boring and too long"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["predictions"].as_array().unwrap().len(), 2, "{v}");
+
+    for (body, says) in [
+        (json!({"instances": [[1, 2, 3, 4], [1, 2]]}), "instances[1]"),
+        (json!({"instances": [[1, 2, 3]]}), "x"),
+        (json!({"rows": [[1, 2, 3, 4]]}), "'instances'"),
+        (
+            json!({"instances": [[1, 2, 3, 4]], "inputs": [[1, 2, 3, 4]]}),
+            "not both",
+        ),
+        (json!({"instances": [["a", "b", "c", "d"]]}), "x"),
+    ] {
+        let (status, v) = s.post_json("/v1/models/linear:predict", &body).await;
+        assert_eq!(status, 400, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{body}: {v}");
+    }
+    assert_eq!(
+        s.post_json("/v1/models/nope:predict", &json!({"instances": [1]}))
+            .await
+            .0,
+        404
+    );
+    s.shutdown().await;
+}

@@ -328,11 +328,11 @@ pub fn build(
     if let Some(v) = model
         .protocol_version
         .as_deref()
-        .filter(|v| !matches!(*v, "v2" | "grpc-v2"))
+        .filter(|v| !matches!(*v, "v1" | "v2" | "grpc-v2"))
     {
         return Err(invalid(
             "spec.predictor.model.protocolVersion",
-            format!("'{v}': Osprey serves the v2 protocol (v2 and grpc-v2)"),
+            format!("'{v}': Osprey serves v1 (:predict, :explain), v2 and grpc-v2"),
         ));
     }
     let storage = model

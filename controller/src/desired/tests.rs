@@ -215,7 +215,7 @@ fn bad_specs_name_the_field() {
         ),
         (
             "modelFormat: { name: onnx }",
-            "modelFormat: { name: onnx }\n      protocolVersion: v1",
+            "modelFormat: { name: onnx }\n      protocolVersion: v3",
             "protocolVersion",
         ),
     ] {

@@ -9,6 +9,7 @@ mod models;
 mod repository;
 pub(crate) use repository::{load_config, unknown_load_parameter};
 pub mod serve;
+mod v1;
 
 use crate::access::{Access, Category, Denied};
 use crate::error::ServerError;
@@ -70,7 +71,7 @@ pub fn router(state: Arc<AppState>, access: Arc<Access>) -> Router {
             "/v2/models/{model}/versions/{version}/explain",
             post(explain::explain_v2),
         )
-        .route("/v1/models/{spec}", post(explain::v1))
+        .route("/v1/models/{spec}", post(v1::v1))
         .route("/v2/repository/index", post(repository::index))
         .route("/v2/repository/models/{model}/load", post(repository::load))
         .route(
