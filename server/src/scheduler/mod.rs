@@ -9,11 +9,11 @@
 //! has timeouts, answers requests that time out while every instance is busy. [`instance`] runs
 //! batches; [`order`] keeps answers in arrival order when `preserve_ordering` is set.
 //!
-//! A quick model skips the hand-off when it would only cost: a request that finds the queue empty
-//! and an instance idle runs on the submitting thread with that instance's runtime (each
-//! runtime sits behind its own lock, held only while it runs), when batching could not have
-//! merged it with anything and the model's last execution took at most
-//! [`BatchPolicy::inline_max`].
+//! A quick model skips the hand-off when it would only cost: a request that is alone in the
+//! scheduler (no other submitted and unanswered) and finds an instance idle runs on the
+//! submitting thread with that instance's runtime (each runtime sits behind its own lock, held
+//! only while it runs), when batching could not have merged it with anything and the model's
+//! last execution took at most [`BatchPolicy::inline_max`].
 
 mod instance;
 pub mod order;
@@ -31,7 +31,7 @@ use osprey_runtimes::Runtime;
 pub use policy::{BatchPolicy, Placement};
 use queue::ShapeKey;
 use source::JobQueue;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -98,6 +98,17 @@ pub struct Scheduler {
     policy: BatchPolicy,
     /// One runtime per instance; instance thread `i` runs batches with `runtimes[i]`.
     runtimes: Arc<[Mutex<Box<dyn Runtime>>]>,
+    /// Requests submitted and not yet answered.
+    active: AtomicUsize,
+}
+
+/// Counts a request as active for as long as it lives.
+struct Active<'a>(&'a AtomicUsize);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Scheduler {
@@ -157,6 +168,7 @@ impl Scheduler {
             shared,
             policy,
             runtimes,
+            active: AtomicUsize::new(0),
         }
     }
 
@@ -182,7 +194,9 @@ impl Scheduler {
         rows: usize,
         placement: Placement,
     ) -> Result<Executed, ServerError> {
-        let inputs = match self.run_inline(inputs, rows) {
+        let alone = self.active.fetch_add(1, Ordering::Relaxed) == 0;
+        let _active = Active(&self.active);
+        let inputs = match self.run_inline(inputs, rows, alone) {
             Ok(answer) => return answer,
             Err(inputs) => inputs,
         };
@@ -220,9 +234,12 @@ impl Scheduler {
         &self,
         inputs: Vec<Tensor>,
         rows: usize,
+        alone: bool,
     ) -> Result<Result<Executed, ServerError>, Vec<Tensor>> {
         let limit = u64::try_from(self.policy.inline_max.as_nanos()).unwrap_or(u64::MAX);
-        if limit == 0 || self.shared.last_compute_ns.load(Ordering::Relaxed) > limit {
+        // Only a request with no other in the scheduler: under concurrency an instance thread
+        // would soon want the runtime this request holds, and the hand-off is worth its cost.
+        if !alone || limit == 0 || self.shared.last_compute_ns.load(Ordering::Relaxed) > limit {
             return Err(inputs);
         }
         // An instance whose runtime is free is idle or about to take a batch; with the queue
