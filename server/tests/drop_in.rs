@@ -34,8 +34,8 @@ async fn unimplemented_config_fields_are_refused_by_name() {
             "KIND_GPU",
         ),
         (
-            "model_warmup [ { name: \"w\" batch_size: 1 inputs { key: \"input\" value: { data_type: TYPE_FP32 dims: [ 64 ] zero_data: true } } } ]",
-            "model_warmup",
+            "output [ { name: \"extra\" data_type: TYPE_FP32 dims: [ 1 ] reshape { shape: [ ] } } ]",
+            "output 'extra' reshape",
         ),
         ("response_cache { enable: true }", "response_cache"),
         (
@@ -464,4 +464,54 @@ async fn kserve_v1_predict() {
         404
     );
     s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_warmup_runs_on_every_instance_before_ready() {
+    let warmup = |name: &str, dims: &str, data: &str| {
+        format!(
+            "model_warmup [ {{ name: \"{name}\" batch_size: 2 count: 3 inputs {{ key: \"input\" \
+             value: {{ data_type: TYPE_FP32 dims: [ {dims} ] {data} }} }} }} ]"
+        )
+    };
+    // Zero data, random data and a file of raw little-endian values load and serve.
+    for data in [
+        "zero_data: true",
+        "random_data: true",
+        "input_data_file: \"row\"",
+    ] {
+        let repo = temp_repo_with(&["mlp"]);
+        std::fs::create_dir_all(repo.path().join("mlp/warmup")).unwrap();
+        std::fs::write(repo.path().join("mlp/warmup/row"), vec![0u8; 2 * 64 * 4]).unwrap();
+        with_config(
+            repo.path(),
+            &format!(
+                "{}\ninstance_group [ {{ count: 2 kind: KIND_CPU }} ]",
+                warmup("w", "64", data)
+            ),
+        );
+        let s = TestServer::start(repo.path()).await;
+        assert_eq!(index_row(&s, "mlp").await["state"], "READY", "{data}");
+        s.assert_still_serving().await;
+        s.shutdown().await;
+    }
+    // A sample the model refuses, and a missing file: the model is not READY, and says which.
+    for (dims, data, says) in [
+        ("63", "zero_data: true", "model_warmup 'bad_dims' failed"),
+        (
+            "64",
+            "input_data_file: \"nope\"",
+            "input_data_file 'nope' not found",
+        ),
+    ] {
+        let repo = temp_repo_with(&["mlp", "iris"]);
+        let name = if dims == "63" { "bad_dims" } else { "no_file" };
+        with_config(repo.path(), &warmup(name, dims, data));
+        let s = TestServer::start_with(repo.path(), |a| a.strict_readiness = false).await;
+        let row = index_row(&s, "mlp").await;
+        assert_eq!(row["state"], "UNAVAILABLE", "{row}");
+        assert!(row["reason"].as_str().unwrap().contains(says), "{row}");
+        assert_eq!(s.get("/v2/models/iris/ready").await.0, 200);
+        s.shutdown().await;
+    }
 }

@@ -24,9 +24,6 @@ pub fn refuse_unsupported(cfg: &ModelConfig) -> Result<(), String> {
     if cfg.response_cache.as_ref().is_some_and(|c| c.enable) {
         return refuse("response_cache", "the response cache is not supported yet");
     }
-    if !cfg.model_warmup.is_empty() {
-        return refuse("model_warmup", "warm-up requests are not supported yet");
-    }
     for i in &cfg.input {
         let field = |f: &str| format!("input '{}' {f}", i.name);
         if i.reshape.is_some() {
@@ -197,10 +194,6 @@ mod tests {
                 "ensemble_scheduling",
             ),
             ("response_cache { enable: true }", "response_cache"),
-            (
-                "model_warmup [ { name: \"w\" batch_size: 1 } ]",
-                "model_warmup",
-            ),
             (
                 "input [ { name: \"x\" data_type: TYPE_FP32 dims: [ 4 ] reshape { shape: [ 2, 2 ] } } ]",
                 "input 'x' reshape",

@@ -258,7 +258,8 @@ pub fn load_version(
             metrics: Box::new(ModelMetrics::new(&cfg.name, &version.to_string())),
         }
     } else {
-        let runtimes = load_runtimes(backend, env, files, version, &cfg, settings, cancel)?;
+        let mut runtimes = load_runtimes(backend, env, files, version, &cfg, settings, cancel)?;
+        super::warmup::warm_up(&cfg, files, &mut runtimes)?;
         let first = runtimes.first().ok_or("no instance")?;
         config::complete(
             &mut cfg,

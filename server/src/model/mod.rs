@@ -2,7 +2,8 @@
 //!
 //! Modules: [`backend`] picks the runtime; [`control`] is Triton's model control modes and the
 //! repository poller; [`files`] keeps model files inside the repository; [`load`] loads one
-//! model's versions; [`registry`] holds every model's state; [`stats`] the statistics extension.
+//! model's versions; [`registry`] holds every model's state; [`stats`] the statistics extension;
+//! [`warmup`] runs `model_warmup` samples before a model is READY.
 
 mod backend;
 pub mod control;
@@ -10,6 +11,7 @@ pub mod files;
 mod load;
 mod registry;
 pub mod stats;
+mod warmup;
 
 pub use load::{BatcherDefaults, LoadSettings};
 pub use registry::{IndexEntry, Registry, VersionState};
