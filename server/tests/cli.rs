@@ -3,6 +3,18 @@
 
 use std::process::Command;
 
+/// Every listener on loopback, on a free port.
+const LOOPBACK_ANY_PORT: [&str; 8] = [
+    "--address",
+    "127.0.0.1",
+    "--http-port",
+    "0",
+    "--grpc-port",
+    "0",
+    "--metrics-port",
+    "0",
+];
+
 fn osprey() -> Command {
     Command::new(env!("CARGO_BIN_EXE_osprey"))
 }
@@ -15,16 +27,7 @@ fn missing_onnxruntime_is_one_line_with_the_fix() {
             "--model-repository",
             concat!(env!("CARGO_MANIFEST_DIR"), "/../models"),
         ])
-        .args([
-            "--address",
-            "127.0.0.1",
-            "--http-port",
-            "0",
-            "--grpc-port",
-            "0",
-            "--metrics-port",
-            "0",
-        ])
+        .args(LOOPBACK_ANY_PORT)
         .args(["--onnxruntime-library", "/nonexistent/libonnxruntime.so"])
         .output()
         .unwrap();
@@ -43,16 +46,7 @@ fn missing_onnxruntime_is_one_line_with_the_fix() {
 fn missing_repository_is_reported() {
     let out = osprey()
         .args(["serve", "--model-repository", "/nonexistent-repo"])
-        .args([
-            "--address",
-            "127.0.0.1",
-            "--http-port",
-            "0",
-            "--grpc-port",
-            "0",
-            "--metrics-port",
-            "0",
-        ])
+        .args(LOOPBACK_ANY_PORT)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -93,15 +87,8 @@ fn requests_are_logged_with_their_id_in_plain_text() {
     let mut child = osprey()
         .current_dir(root)
         .args(["serve", "--model-repository", "models", "--model", "iris"])
-        .args([
-            "--address",
-            "127.0.0.1",
-            "--http-port",
-            "0",
-            "--grpc-port",
-            "0",
-        ])
-        .args(["--metrics-port", "0", "--log-requests"])
+        .args(LOOPBACK_ANY_PORT)
+        .arg("--log-requests")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

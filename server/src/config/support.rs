@@ -6,158 +6,185 @@ use super::ModelConfig;
 use osprey_protocol::grpc::inference::model_config::SchedulingChoice;
 use osprey_protocol::grpc::inference::model_instance_group::Kind;
 
+/// One refusal: whether it applies, the field, and why.
+type Check = (bool, String, &'static str);
+
 /// The first field of `cfg` that Osprey does not implement, as a reason naming it.
 pub fn refuse_unsupported(cfg: &ModelConfig) -> Result<(), String> {
-    let refuse = |field: &str, why: &str| Err(format!("{field}: {why}"));
-    match &cfg.scheduling_choice {
-        Some(SchedulingChoice::SequenceBatching(_)) => {
-            return refuse(
-                "sequence_batching",
-                "stateful (sequence) models are not supported",
-            )
-        }
+    match checks(cfg).into_iter().find(|(applies, _, _)| *applies) {
+        Some((_, field, why)) => Err(format!("{field}: {why}")),
+        None => Ok(()),
+    }
+}
+
+/// Every refusal, in the order the configuration lists the fields.
+fn checks(cfg: &ModelConfig) -> Vec<Check> {
+    let scheduling = match &cfg.scheduling_choice {
+        Some(SchedulingChoice::SequenceBatching(_)) => Some((
+            "sequence_batching",
+            "stateful (sequence) models are not supported",
+        )),
         Some(SchedulingChoice::EnsembleScheduling(_)) => {
-            return refuse("ensemble_scheduling", "ensembles are not supported yet")
+            Some(("ensemble_scheduling", "ensembles are not supported yet"))
         }
-        Some(SchedulingChoice::DynamicBatching(_)) | None => {}
-    }
-    if cfg.response_cache.as_ref().is_some_and(|c| c.enable) {
-        return refuse("response_cache", "the response cache is not supported yet");
-    }
+        Some(SchedulingChoice::DynamicBatching(_)) | None => None,
+    };
+    let mut out: Vec<Check> = scheduling
+        .map(|(f, why)| (true, f.to_string(), why))
+        .into_iter()
+        .collect();
+    out.push((
+        cfg.response_cache.as_ref().is_some_and(|c| c.enable),
+        "response_cache".into(),
+        "the response cache is not supported yet",
+    ));
     for i in &cfg.input {
         let field = |f: &str| format!("input '{}' {f}", i.name);
-        if i.reshape.is_some() {
-            return refuse(&field("reshape"), "reshaping inputs is not supported yet");
-        }
-        if i.is_shape_tensor {
-            return refuse(&field("is_shape_tensor"), "shape tensors are not supported");
-        }
-        if i.allow_ragged_batch {
-            return refuse(
-                &field("allow_ragged_batch"),
+        out.extend([
+            (
+                i.reshape.is_some(),
+                field("reshape"),
+                "reshaping inputs is not supported yet",
+            ),
+            (
+                i.is_shape_tensor,
+                field("is_shape_tensor"),
+                "shape tensors are not supported",
+            ),
+            (
+                i.allow_ragged_batch,
+                field("allow_ragged_batch"),
                 "ragged batches are not supported",
-            );
-        }
-        if i.is_non_linear_format_io {
-            return refuse(
-                &field("is_non_linear_format_io"),
+            ),
+            (
+                i.is_non_linear_format_io,
+                field("is_non_linear_format_io"),
                 "non-linear formats are not supported",
-            );
-        }
+            ),
+        ]);
     }
     for o in &cfg.output {
         let field = |f: &str| format!("output '{}' {f}", o.name);
-        if o.reshape.is_some() {
-            return refuse(&field("reshape"), "reshaping outputs is not supported yet");
-        }
-        if o.is_shape_tensor {
-            return refuse(&field("is_shape_tensor"), "shape tensors are not supported");
-        }
-        if o.is_non_linear_format_io {
-            return refuse(
-                &field("is_non_linear_format_io"),
+        out.extend([
+            (
+                o.reshape.is_some(),
+                field("reshape"),
+                "reshaping outputs is not supported yet",
+            ),
+            (
+                o.is_shape_tensor,
+                field("is_shape_tensor"),
+                "shape tensors are not supported",
+            ),
+            (
+                o.is_non_linear_format_io,
+                field("is_non_linear_format_io"),
                 "non-linear formats are not supported",
-            );
-        }
+            ),
+        ]);
     }
-    if !cfg.batch_input.is_empty() || !cfg.batch_output.is_empty() {
-        return refuse(
-            "batch_input/batch_output",
-            "batch inputs and outputs are not supported",
-        );
-    }
+    out.push((
+        !cfg.batch_input.is_empty() || !cfg.batch_output.is_empty(),
+        "batch_input/batch_output".into(),
+        "batch inputs and outputs are not supported",
+    ));
     for g in &cfg.instance_group {
         let field = |f: &str| match g.name.as_str() {
             "" => format!("instance_group {f}"),
             n => format!("instance_group '{n}' {f}"),
         };
-        if g.kind == Kind::Model as i32 {
-            return refuse(
-                &field("kind"),
+        out.extend([
+            (
+                g.kind == Kind::Model as i32,
+                field("kind"),
                 "KIND_MODEL is not supported; use KIND_CPU (or KIND_GPU for candle models)",
-            );
-        }
-        if g.rate_limiter.is_some() {
-            return refuse(&field("rate_limiter"), "the rate limiter is not supported");
-        }
-        if g.passive {
-            return refuse(&field("passive"), "passive instances are not supported");
-        }
-        if !g.secondary_devices.is_empty() {
-            return refuse(
-                &field("secondary_devices"),
+            ),
+            (
+                g.rate_limiter.is_some(),
+                field("rate_limiter"),
+                "the rate limiter is not supported",
+            ),
+            (
+                g.passive,
+                field("passive"),
+                "passive instances are not supported",
+            ),
+            (
+                !g.secondary_devices.is_empty(),
+                field("secondary_devices"),
                 "secondary devices are not supported",
-            );
-        }
-        if !g.profile.is_empty() {
-            return refuse(&field("profile"), "TensorRT profiles are not supported");
-        }
-        if !g.host_policy.is_empty() {
-            return refuse(&field("host_policy"), "host policies are not supported");
-        }
+            ),
+            (
+                !g.profile.is_empty(),
+                field("profile"),
+                "TensorRT profiles are not supported",
+            ),
+            (
+                !g.host_policy.is_empty(),
+                field("host_policy"),
+                "host policies are not supported",
+            ),
+        ]);
     }
+    // Pinned memory and the CUDA settings only concern GPU instances, which Triton also leaves
+    // alone on CPU; everything else in `optimization` changes what runs.
     if let Some(o) = &cfg.optimization {
-        // Pinned memory and the CUDA settings only concern GPU instances, which Triton also
-        // leaves alone on CPU; everything else changes what runs.
-        if o.graph.as_ref().is_some_and(|g| g.level != 0) {
-            return refuse(
-                "optimization.graph.level",
+        out.extend([
+            (
+                o.graph.as_ref().is_some_and(|g| g.level != 0),
+                "optimization.graph.level".into(),
                 "ONNX Runtime's graph optimisation level is not configurable here",
-            );
-        }
-        if o.priority != 0 {
-            return refuse(
-                "optimization.priority",
+            ),
+            (
+                o.priority != 0,
+                "optimization.priority".into(),
                 "model priorities are not supported",
-            );
-        }
-        if o.execution_accelerators.as_ref().is_some_and(|a| {
-            !a.gpu_execution_accelerator.is_empty() || !a.cpu_execution_accelerator.is_empty()
-        }) {
-            return refuse(
-                "optimization.execution_accelerators",
+            ),
+            (
+                o.execution_accelerators.as_ref().is_some_and(|a| {
+                    !a.gpu_execution_accelerator.is_empty()
+                        || !a.cpu_execution_accelerator.is_empty()
+                }),
+                "optimization.execution_accelerators".into(),
                 "execution accelerators (TensorRT, OpenVINO) are not supported",
-            );
-        }
-        if o.eager_batching {
-            return refuse(
-                "optimization.eager_batching",
+            ),
+            (
+                o.eager_batching,
+                "optimization.eager_batching".into(),
                 "eager batching is not supported",
-            );
-        }
+            ),
+        ]);
     }
-    if cfg
-        .model_transaction_policy
-        .as_ref()
-        .is_some_and(|p| p.decoupled)
-    {
-        return refuse(
-            "model_transaction_policy.decoupled",
+    out.extend([
+        (
+            cfg.model_transaction_policy
+                .as_ref()
+                .is_some_and(|p| p.decoupled),
+            "model_transaction_policy.decoupled".into(),
             "decoupled models are not supported",
-        );
-    }
-    if cfg.model_repository_agents.is_some() {
-        return refuse(
-            "model_repository_agents",
+        ),
+        (
+            cfg.model_repository_agents.is_some(),
+            "model_repository_agents".into(),
             "repository agents are not supported",
-        );
-    }
-    if cfg.model_operations.is_some() {
-        return refuse(
-            "model_operations",
+        ),
+        (
+            cfg.model_operations.is_some(),
+            "model_operations".into(),
             "custom operation libraries are not supported",
-        );
-    }
-    if !cfg.cc_model_filenames.is_empty() {
-        return refuse(
-            "cc_model_filenames",
+        ),
+        (
+            !cfg.cc_model_filenames.is_empty(),
+            "cc_model_filenames".into(),
             "per-compute-capability model files are not supported",
-        );
-    }
-    if !cfg.metric_tags.is_empty() {
-        return refuse("metric_tags", "metric tags are not supported yet");
-    }
-    Ok(())
+        ),
+        (
+            !cfg.metric_tags.is_empty(),
+            "metric_tags".into(),
+            "metric tags are not supported yet",
+        ),
+    ]);
+    out
 }
 
 #[cfg(test)]

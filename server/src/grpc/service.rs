@@ -268,7 +268,7 @@ impl GrpcInferenceService for InferenceService {
             use osprey_protocol::grpc::inference::model_repository_parameter::ParameterChoice;
             match (key.as_str(), &p.parameter_choice) {
                 ("config", Some(ParameterChoice::StringParam(text))) => {
-                    config = Some(crate::http::load_config(text)?)
+                    config = Some(crate::model::control::load_config(text)?)
                 }
                 ("config", _) => {
                     return Err(ServerError::BadRequest(
@@ -278,7 +278,9 @@ impl GrpcInferenceService for InferenceService {
                     )
                     .into())
                 }
-                (other, _) => return Err(crate::http::unknown_load_parameter(other).into()),
+                (other, _) => {
+                    return Err(crate::model::control::unknown_load_parameter(other).into())
+                }
             }
         }
         self.state.registry.load_with(&r.model_name, config).await?;

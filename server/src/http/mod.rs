@@ -7,7 +7,6 @@ pub use health::EXTENSIONS;
 mod infer;
 mod models;
 mod repository;
-pub(crate) use repository::{load_config, unknown_load_parameter};
 pub mod serve;
 mod v1;
 

@@ -2,7 +2,7 @@
 
 use super::{optional_json, read_body};
 use crate::error::ServerError;
-use crate::model::IndexEntry;
+use crate::model::{control, IndexEntry};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -43,31 +43,18 @@ pub async fn load(
     let mut config = None;
     for (key, value) in &req.parameters {
         match (key.as_str(), value) {
-            ("config", Value::String(text)) => config = Some(load_config(text)?),
+            ("config", Value::String(text)) => config = Some(control::load_config(text)?),
             ("config", _) => {
                 return Err(ServerError::BadRequest(
                     "parameter 'config' must be a string holding the model configuration as JSON"
                         .into(),
                 ))
             }
-            (other, _) => return Err(unknown_load_parameter(other)),
+            (other, _) => return Err(control::unknown_load_parameter(other)),
         }
     }
     s.registry.load_with(&model, config).await?;
     Ok(Json(json!({})))
-}
-
-/// A load request's `config` parameter: the model configuration as JSON (Triton's form).
-pub(crate) fn load_config(text: &str) -> Result<crate::config::ModelConfig, ServerError> {
-    crate::config::parse_json(text).map_err(|e| ServerError::BadRequest(e.to_string()))
-}
-
-/// A load parameter Osprey does not take (Triton's `file:<path>` overrides among them).
-pub(crate) fn unknown_load_parameter(key: &str) -> ServerError {
-    ServerError::BadRequest(format!(
-        "load parameter '{key}' is not supported; the only one is 'config' (the model \
-         configuration as JSON)"
-    ))
 }
 
 pub async fn unload(

@@ -1,5 +1,5 @@
-//! Model control as Triton has it (`--model-control-mode`): who may load and unload models, and
-//! the repository poller of `poll` mode, which loads new models, reloads changed ones and
+//! Model control as Triton has it (`--model-control-mode`): who may load and unload models, the
+//! load request's parameters, and the repository poller of `poll` mode, which loads new models, reloads changed ones and
 //! unloads removed ones.
 
 use super::Registry;
@@ -36,6 +36,19 @@ impl ModelControl {
             )),
         }
     }
+}
+
+/// A load request's `config` parameter: the model configuration as JSON (Triton's form).
+pub fn load_config(text: &str) -> Result<crate::config::ModelConfig, ServerError> {
+    crate::config::parse_json(text).map_err(|e| ServerError::BadRequest(e.to_string()))
+}
+
+/// A load parameter Osprey does not take (Triton's `file:<path>` overrides among them).
+pub fn unknown_load_parameter(key: &str) -> ServerError {
+    ServerError::BadRequest(format!(
+        "load parameter '{key}' is not supported; the only one is 'config' (the model \
+         configuration as JSON)"
+    ))
 }
 
 /// What a model directory looks like on disk: every file's path, size and modification time,
