@@ -197,7 +197,14 @@ impl Scheduler {
         let alone = self.active.fetch_add(1, Ordering::Relaxed) == 0;
         let _active = Active(&self.active);
         let inputs = match self.run_inline(inputs, rows, alone) {
-            Ok(answer) => return answer,
+            Ok(answer) => {
+                // An answer made here never waited, so a caller submitting in a loop (an
+                // explanation) would never give its task's other work a turn: noticing that the
+                // client left, its deadline. Spending the task's cooperative budget yields every
+                // so often.
+                tokio::task::consume_budget().await;
+                return answer;
+            }
             Err(inputs) => inputs,
         };
         let Placement { level, timeout } = placement;
