@@ -11,6 +11,7 @@ use osprey_protocol::{InferRequest, Tensor, TensorData};
 use osprey_runtimes::onnx::{locate_library, OnnxEnvironment};
 use osprey_server::infer::{infer, Prepared};
 use osprey_server::metrics::Protocol;
+use osprey_server::model::layout::Repository;
 use osprey_server::model::{LoadSettings, Registry};
 use std::path::Path;
 use std::sync::Arc;
@@ -51,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
             ..Default::default()
         };
         let registry = Arc::new(Registry::new(
-            dir.path().to_path_buf(),
+            Repository::repository(dir.path().to_path_buf()),
             env.clone(),
             settings,
         ));

@@ -46,9 +46,16 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Model repository: <repo>/<model>/config.pbtxt and <repo>/<model>/<version>/model.onnx.
+    /// Model repository: <repo>/<model>/config.pbtxt and <repo>/<model>/<version>/model.onnx;
+    /// or one model's own directory (KServe's storageUri layout: a config.pbtxt, a model.onnx
+    /// or numeric version directories at its root), served as a repository of that one model.
     #[arg(long, env = "OSPREY_MODEL_REPOSITORY", default_value = "models")]
     pub model_repository: PathBuf,
+    /// When --model-repository is one model's directory: the name it is served under (KServe
+    /// passes the InferenceService's name); default: the directory's name. Ignored for a
+    /// repository.
+    #[arg(long, value_name = "NAME")]
+    pub model_name: Option<String>,
     /// Load only these models at start (repeatable); default: every model in the repository.
     #[arg(long = "model", alias = "load-model", value_name = "NAME")]
     pub models: Vec<String>,

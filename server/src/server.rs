@@ -4,6 +4,7 @@ use crate::access::Access;
 use crate::cli::ServeArgs;
 use crate::grpc::{HealthService, InferenceService};
 use crate::model::control::ModelControl;
+use crate::model::layout::Repository;
 use crate::model::{LoadSettings, Registry};
 use crate::state::AppState;
 use crate::tls::{Tls, TlsFiles};
@@ -26,6 +27,8 @@ pub enum StartError {
     Runtime(#[from] RuntimeError),
     #[error("model repository {0} is not a directory")]
     NoRepository(String),
+    #[error("{0}")]
+    ModelName(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -134,7 +137,15 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
                 .then(|| Duration::from_secs(args.request_timeout_secs)),
         },
     };
-    let registry = Arc::new(Registry::new(args.model_repository.clone(), env, settings));
+    let repository = Repository::open(args.model_repository.clone(), args.model_name.as_deref())
+        .map_err(StartError::ModelName)?;
+    if let Some(name) = repository.single() {
+        tracing::info!(
+            model = name,
+            "the model repository is one model's directory"
+        );
+    }
+    let registry = Arc::new(Registry::new(repository, env, settings));
     let poll = args.model_control_mode == ModelControl::Poll;
     let startup = if args.models.is_empty() || poll {
         registry.repository_models()

@@ -515,3 +515,52 @@ async fn model_warmup_runs_on_every_instance_before_ready() {
         s.shutdown().await;
     }
 }
+
+/// KServe's `storageUri` names the model itself: a directory holding `model.onnx` (no
+/// config.pbtxt, no version directory) is served as a one-model repository under
+/// `--model-name`, and a Triton-layout model directory under that name too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_directory_is_served_as_one_model() {
+    let linear = common::models_dir().join("linear/1/model.onnx");
+    // KServe's layout: the model file at the root.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&linear, dir.path().join("model.onnx")).unwrap();
+    let s =
+        TestServer::start_with(dir.path(), |a| a.model_name = Some("style-sample".into())).await;
+    let (status, v) = s.get("/v2/models/style-sample").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["versions"], json!(["1"]), "{v}");
+    let (status, v) = s
+        .post_json(
+            "/v1/models/style-sample:predict",
+            &json!({"instances": [[1.0, 0.0, 0.0, 0.0]]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        (v["predictions"][0][0].as_f64().unwrap() - 1.25).abs() < 1e-5,
+        "{v}"
+    );
+    let (_, index) = s.post_json("/v2/repository/index", &json!({})).await;
+    assert_eq!(index.as_array().unwrap().len(), 1, "{index}");
+    assert_eq!(index[0]["name"], "style-sample", "{index}");
+    // Only that model: a load of another name is unknown, a reload of it works.
+    let (status, _) = s
+        .post_json("/v2/repository/models/linear/load", &json!({}))
+        .await;
+    assert_eq!(status, 404);
+    let (status, v) = s
+        .post_json("/v2/repository/models/style-sample/load", &json!({}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    s.shutdown().await;
+
+    // A Triton model directory (config.pbtxt naming it "linear", version 1) under another name.
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_dir(&common::models_dir().join("linear"), dir.path());
+    let s = TestServer::start_with(dir.path(), |a| a.model_name = Some("renamed".into())).await;
+    let (status, v) = s.get("/v2/models/renamed/ready").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(s.get("/v2/models/linear/ready").await.0, 404);
+    s.shutdown().await;
+}

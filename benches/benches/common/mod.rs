@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use osprey_runtimes::onnx::{locate_library, OnnxEnvironment};
+use osprey_server::model::layout::Repository;
 use osprey_server::model::{LoadSettings, LoadedModel, Registry};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,7 +27,11 @@ pub fn load(model: &str) -> (tokio::runtime::Runtime, Arc<LoadedModel>) {
         queue_per_instance: 1024,
         ..Default::default()
     };
-    let registry = Arc::new(Registry::new(models(), env, settings));
+    let registry = Arc::new(Registry::new(
+        Repository::repository(models()),
+        env,
+        settings,
+    ));
     rt.block_on(registry.load(model))
         .unwrap_or_else(|e| panic!("{model}: {e} (run scripts/setup.sh)"));
     let loaded = registry.get(model, None).unwrap();

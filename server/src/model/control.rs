@@ -84,9 +84,9 @@ fn scan(registry: &Registry) -> BTreeMap<String, Fingerprint> {
     registry
         .repository_models()
         .into_iter()
-        .map(|name| {
-            let f = fingerprint(&registry.model_dir(&name));
-            (name, f)
+        .filter_map(|name| {
+            let f = fingerprint(&registry.model_dir(&name)?);
+            Some((name, f))
         })
         .collect()
 }

@@ -26,6 +26,11 @@ pub struct ModelFiles {
     canonical: PathBuf,
     /// Whether symlinks may point outside the model's directory (`--model-symlinks`).
     follow_symlinks: bool,
+    /// The directory was given as one model (KServe's layout; see `layout`): messages name
+    /// files relative to it, and its root may hold version 1's files.
+    single: bool,
+    /// Version 1's files lie at the directory's root, not in `1/`.
+    flat: bool,
 }
 
 /// Whether `name` is a plain model name: one path component, not hidden, not `.` or `..`.
@@ -53,7 +58,44 @@ impl ModelFiles {
             dir,
             canonical,
             follow_symlinks,
+            single: false,
+            flat: false,
         })
+    }
+
+    /// `dir`, a model's own directory given as the whole repository, served as model `name`.
+    pub fn single(dir: &Path, name: &str, follow_symlinks: bool) -> Result<ModelFiles, String> {
+        let canonical = dir
+            .canonicalize()
+            .map_err(|e| format!("model directory: {}", e.kind()))?;
+        Ok(ModelFiles {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            canonical,
+            follow_symlinks,
+            single: true,
+            flat: false,
+        })
+    }
+
+    /// Whether the directory was given as one model (see [`ModelFiles::single`]).
+    pub fn is_single(&self) -> bool {
+        self.single
+    }
+
+    /// Takes version 1's files from the directory's root (a one-model directory without
+    /// version directories).
+    pub fn set_flat(&mut self) {
+        self.flat = true;
+    }
+
+    /// The directory of `version`, relative to the model's directory (`""`: its root).
+    pub fn version_dir(&self, version: u64) -> String {
+        if self.flat {
+            String::new()
+        } else {
+            version.to_string()
+        }
     }
 
     /// The model's directory.
@@ -66,6 +108,9 @@ impl ModelFiles {
     pub fn shown(&self, sub: &Path) -> String {
         if sub.as_os_str().is_empty() {
             return self.name.clone();
+        }
+        if self.single {
+            return sub.display().to_string();
         }
         Path::new(&self.name).join(sub).display().to_string()
     }

@@ -69,7 +69,7 @@ pub struct LoadSettings {
 /// Reads a model's configuration (`given`, as a load request's `config` parameter carries it,
 /// else config.pbtxt, else an empty one) and decides its versions.
 pub fn plan(
-    files: &ModelFiles,
+    files: &mut ModelFiles,
     name: &str,
     given: Option<ModelConfig>,
 ) -> Result<(ModelConfig, Vec<u64>), String> {
@@ -91,7 +91,9 @@ pub fn plan(
         config::default_config(name)
     };
     config::refuse_unsupported(&cfg)?;
-    if cfg.name.is_empty() {
+    if cfg.name.is_empty() || files.is_single() {
+        // A one-model directory is served under the name it was given (KServe: the
+        // InferenceService's), whatever its config.pbtxt calls it.
         cfg.name = name.to_string();
     } else if cfg.name != name {
         return Err(format!(
@@ -104,7 +106,12 @@ pub fn plan(
         return Ok((cfg, vec![1]));
     };
     files::check_relative("default_model_filename", &file)?;
-    let available = config::versions_on_disk(model_dir, &file);
+    let mut available = config::versions_on_disk(model_dir, &file);
+    if available.is_empty() && files.is_single() && model_dir.join(&file).is_file() {
+        // KServe's layout: the model file at the root of the model's directory is version 1.
+        files.set_flat();
+        available.push(1);
+    }
     if available.is_empty() {
         return Err(format!(
             "no version directory in {} holds {file}",
@@ -202,7 +209,7 @@ fn load_runtimes(
     settings: &LoadSettings,
     cancel: &AtomicBool,
 ) -> Result<Vec<Box<dyn Runtime>>, String> {
-    let sub = version.to_string();
+    let sub = files.version_dir(version);
     files.check_tree(&sub)?;
     let version_dir = files.dir().join(&sub);
     let mut runtimes: Vec<Box<dyn Runtime>> = Vec::new();
@@ -280,7 +287,7 @@ pub fn load_version(
         ))
     };
     let predictor_signature = config::signature(&cfg);
-    let sub = version.to_string();
+    let sub = files.version_dir(version);
     let stages = Stages::build(&cfg, files, &[&sub, ""], &predictor_signature)?;
     let signature = stages.client_signature(&predictor_signature);
     let mut labels = HashMap::new();

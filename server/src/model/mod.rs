@@ -1,13 +1,15 @@
 //! Models: loading from the repository, per-version state, instances and statistics.
 //!
 //! Modules: [`backend`] picks the runtime; [`control`] is Triton's model control modes and the
-//! repository poller; [`files`] keeps model files inside the repository; [`load`] loads one
+//! repository poller; [`files`] keeps model files inside the repository; [`layout`] tells a
+//! repository from one model's own directory (KServe's `storageUri`); [`load`] loads one
 //! model's versions; [`registry`] holds every model's state; [`stats`] the statistics extension;
 //! [`warmup`] runs `model_warmup` samples before a model is READY.
 
 mod backend;
 pub mod control;
 pub mod files;
+pub mod layout;
 mod load;
 mod registry;
 pub mod stats;

@@ -1,7 +1,7 @@
 //! The model registry: per model and version, a state that readiness, the repository index and
 //! inference all read. Nothing answers "ready" without asking it.
 
-use super::files::{valid_model_name, ModelFiles};
+use super::layout::Repository;
 use super::load::{load_version, plan, LoadSettings};
 use super::LoadedModel;
 use crate::config::ModelConfig;
@@ -55,7 +55,7 @@ pub struct IndexEntry {
 
 /// All models the server knows, and how to load more from the repository.
 pub struct Registry {
-    repository: PathBuf,
+    repository: Repository,
     env: OnnxEnvironment,
     settings: LoadSettings,
     models: RwLock<BTreeMap<String, ModelEntry>>,
@@ -71,7 +71,7 @@ fn poisoned<T>(_: T) -> ServerError {
 }
 
 impl Registry {
-    pub fn new(repository: PathBuf, env: OnnxEnvironment, settings: LoadSettings) -> Registry {
+    pub fn new(repository: Repository, env: OnnxEnvironment, settings: LoadSettings) -> Registry {
         Registry {
             repository,
             env,
@@ -86,8 +86,9 @@ impl Registry {
     /// cut from any path a library put in the message.
     fn scrub(&self, reason: String) -> String {
         let mut out = reason;
-        let mut roots = vec![self.repository.clone()];
-        roots.extend(self.repository.canonicalize());
+        let root = self.repository.root();
+        let mut roots = vec![root.to_path_buf()];
+        roots.extend(root.canonicalize());
         for root in roots {
             let root = root.display().to_string();
             if !root.is_empty() && root != "." {
@@ -100,23 +101,14 @@ impl Registry {
     }
 
     /// A model's directory in the repository.
-    pub fn model_dir(&self, name: &str) -> PathBuf {
-        self.repository.join(name)
+    pub fn model_dir(&self, name: &str) -> Option<PathBuf> {
+        self.repository.model_dir(name)
     }
 
-    /// Model directories in the repository, sorted.
+    /// The models in the repository, sorted (one, when the repository is one model's
+    /// directory).
     pub fn repository_models(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(&self.repository) else {
-            return Vec::new();
-        };
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|n| !n.starts_with('.'))
-            .collect();
-        names.sort();
-        names
+        self.repository.models()
     }
 
     fn set(&self, name: &str, entry: ModelEntry) -> Result<(), ServerError> {
@@ -142,8 +134,7 @@ impl Registry {
         config: Option<ModelConfig>,
     ) -> Result<(), ServerError> {
         let _guard = self.control.lock().await;
-        let dir = self.repository.join(name);
-        if !valid_model_name(name) || !dir.is_dir() {
+        if self.repository.model_dir(name).is_none() {
             return Err(ServerError::ModelNotFound(name.to_string()));
         }
         let previous = self.models.read().map_err(poisoned)?.get(name).cloned();
@@ -157,8 +148,10 @@ impl Registry {
         let any_serving = previous
             .as_ref()
             .is_some_and(|e| !e.unloaded && e.versions.keys().any(|v| serving(*v).is_some()));
-        let planned = ModelFiles::new(&self.repository, name, self.settings.model_symlinks)
-            .and_then(|files| Ok((plan(&files, name, config)?, files)));
+        let planned = self
+            .repository
+            .files(name, self.settings.model_symlinks)
+            .and_then(|mut files| Ok((plan(&mut files, name, config)?, files)));
         let ((cfg, versions), files) = match planned {
             Ok(p) => p,
             Err(reason) => {
