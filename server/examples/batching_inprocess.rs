@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
             ..Default::default()
         };
         let registry = Arc::new(Registry::new(
-            Repository::repository(dir.path().to_path_buf()),
+            Repository::triton(dir.path().to_path_buf()),
             env.clone(),
             settings,
         ));

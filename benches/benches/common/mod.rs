@@ -27,11 +27,7 @@ pub fn load(model: &str) -> (tokio::runtime::Runtime, Arc<LoadedModel>) {
         queue_per_instance: 1024,
         ..Default::default()
     };
-    let registry = Arc::new(Registry::new(
-        Repository::repository(models()),
-        env,
-        settings,
-    ));
+    let registry = Arc::new(Registry::new(Repository::triton(models()), env, settings));
     rt.block_on(registry.load(model))
         .unwrap_or_else(|e| panic!("{model}: {e} (run scripts/setup.sh)"));
     let loaded = registry.get(model, None).unwrap();

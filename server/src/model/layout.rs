@@ -40,14 +40,14 @@ pub fn is_one_model(dir: &Path) -> bool {
 
 impl Repository {
     /// A Triton repository at `root`.
-    pub fn repository(root: PathBuf) -> Repository {
+    pub fn triton(root: PathBuf) -> Repository {
         Repository { root, single: None }
     }
 
     /// Reads `root`: one model (named `name`, else after the directory) or a repository.
     pub fn open(root: PathBuf, name: Option<&str>) -> Result<Repository, String> {
         if !is_one_model(&root) {
-            return Ok(Repository::repository(root));
+            return Ok(Repository::triton(root));
         }
         let name = match name {
             Some(n) => n.to_string(),
