@@ -341,13 +341,20 @@ async fn pulls_a_model_directory_from_gcs() {
 /// Failures, with the endpoint given explicitly (anonymous access).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcs_failures_name_the_uri() {
+    // Every escape would land inside `root`, where the test looks for it, should a regression
+    // ever write it.
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("x/models");
+    let absolute = root.path().join("abs-escape.txt");
+    let absolute_name = format!("abs/{}", absolute.display());
     let mut g = examples_bucket();
     g.buckets.insert(
         "evil".into(),
         bucket(&[
             ("m/model.onnx", "fine"),
             ("m/../../escape.txt", "out"),
-            ("abs//etc/cron.d/x", "out"),
+            ("abs/fine.onnx", "fine"),
+            (&absolute_name, "out"),
         ]),
     );
     let g = Arc::new(g);
@@ -355,13 +362,11 @@ async fn gcs_failures_name_the_uri() {
         endpoint: format!("http://{}", serve_gcs(g.clone()).await),
         token: None,
     };
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("models");
 
     // Traversal: refused before anything is written.
     for (uri, name) in [
         ("gs://evil/m", "m/../../escape.txt"),
-        ("gs://evil/abs", "abs//etc/cron.d/x"),
+        ("gs://evil/abs", absolute_name.as_str()),
     ] {
         let e = pull_gcs(uri, &dir, &gcs).await.unwrap_err();
         assert!(matches!(e, GcsError::Traversal { .. }), "{e}");
@@ -373,6 +378,7 @@ async fn gcs_failures_name_the_uri() {
     }
     assert!(!dir.exists(), "nothing written");
     assert!(!root.path().join("escape.txt").exists());
+    assert!(!absolute.exists());
 
     // A bucket that does not exist: the URI, the status and the service's message.
     let e = pull_gcs("gs://no-such-bucket/models/onnx", &dir, &gcs)
