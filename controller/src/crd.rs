@@ -84,7 +84,7 @@ pub struct ModelFormat {
 #[serde(rename_all = "camelCase")]
 pub struct ModelSpec {
     pub model_format: ModelFormat,
-    /// `file://`, `pvc://<claim>/<path>`, `http(s)://`, `s3://<bucket>/<prefix>`.
+    /// `file://`, `pvc://<claim>/<path>`, `http(s)://`, `s3://<bucket>/<prefix>`, `gs://<bucket>/<path>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_uri: Option<String>,
     /// The serving runtime; Osprey serves `osprey` (or empty).

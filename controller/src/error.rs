@@ -15,6 +15,8 @@ pub enum Error {
     Spec(#[from] SpecError),
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Gcs(#[from] crate::pull::gcs::GcsError),
     #[error("serialising {0}")]
     Json(#[from] serde_json::Error),
     #[error("{0}")]

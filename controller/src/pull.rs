@@ -1,8 +1,11 @@
-//! `osprey pull URI DIR`: fetches a model repository into DIR — what the InferenceService's init
-//! container runs. `file:///path` and `pvc://<claim>/<path>` copy a directory tree (a PVC is
-//! mounted at `$OSPREY_PVC_ROOT`, default `/mnt/pvc`), `http(s)://` downloads one file, and
-//! `s3://bucket/prefix` copies every object under the prefix (credentials and endpoint from the
-//! usual `AWS_*` variables, e.g. `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_REGION`).
+//! `osprey pull URI DIR`: fetches a model repository (or one model's directory) into DIR — what
+//! the InferenceService's init container runs. `file:///path` and `pvc://<claim>/<path>` copy a
+//! directory tree (a PVC is mounted at `$OSPREY_PVC_ROOT`, default `/mnt/pvc`), `http(s)://`
+//! downloads one file, `s3://bucket/prefix` copies every object under the prefix (credentials and
+//! endpoint from the usual `AWS_*` variables, e.g. `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
+//! `AWS_REGION`), and `gs://bucket/path` does the same on Google Cloud Storage (see [`gcs`]).
+
+pub mod gcs;
 
 use crate::desired::storage::Storage;
 use crate::error::Error;
@@ -140,6 +143,9 @@ pub async fn pull(uri: &str, dir: &Path) -> Result<Pulled, Error> {
             copy_tree(&Path::new(&root).join(path), dir, &mut out)?
         }
         Storage::Remote(u) if u.starts_with("s3://") => out = pull_s3(&u, dir).await?,
+        Storage::Remote(u) if u.starts_with("gs://") => {
+            out = gcs::pull_gcs(&u, dir, &gcs::Gcs::from_env()).await?
+        }
         Storage::Remote(u) => out = pull_http(&u, dir).await?,
     }
     Ok(out)
@@ -168,7 +174,8 @@ mod tests {
     #[tokio::test]
     async fn bad_uris_are_errors() {
         let dst = tempfile::tempdir().expect("tmp");
-        assert!(pull("gs://b/x", dst.path()).await.is_err());
+        assert!(pull("ftp://b/x", dst.path()).await.is_err());
+        assert!(pull("gs:///x", dst.path()).await.is_err());
         assert!(pull("file:///definitely/not/here", dst.path())
             .await
             .is_err());

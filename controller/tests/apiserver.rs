@@ -1,7 +1,8 @@
 //! The controller against a real kube-apiserver (v1.20, no kubelet: the tests play the cluster's
 //! part by patching Deployment status): InferenceService → Deployment, Service, autoscaler;
 //! status follows the Deployments; canary and promotion; invalid specs reported in conditions;
-//! deletion cleans up; one lease holder at a time.
+//! deletion cleans up; one lease holder at a time; manifests from KServe's documentation work
+//! with only their apiVersion changed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -12,9 +13,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
 use osprey_controller::crd::InferenceService;
-use osprey_controller::desired::labels::REVISION_LABEL;
+use osprey_controller::desired::labels::{ISVC_LABEL, REVISION_LABEL};
 use osprey_controller::desired::Settings;
 use osprey_controller::leader::{try_acquire, LeaseSettings};
 use osprey_controller::reconcile::{hpa_api_version, FINALIZER};
@@ -282,7 +283,7 @@ async fn invalid_specs_surface_in_conditions() {
     isvcs
         .create(
             &PostParams::default(),
-            &isvc("bad", "", "gs://bucket/model"),
+            &isvc("bad", "", "ftp://bucket/model"),
         )
         .await
         .expect("the API server accepts it; the controller refuses it");
@@ -296,7 +297,7 @@ async fn invalid_specs_surface_in_conditions() {
         (c.reason.as_deref() == Some("InvalidSpec")).then_some(c.message.unwrap_or_default())
     })
     .await;
-    assert!(msg.contains("storageUri") && msg.contains("gs"), "{msg}");
+    assert!(msg.contains("storageUri") && msg.contains("ftp"), "{msg}");
     assert!(deployments
         .list(&ListParams::default())
         .await
@@ -388,4 +389,140 @@ async fn deploy_manifests_pass_server_side_dry_run() {
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains("(server dry run)"));
     }
+}
+
+/// A manifest from KServe's documentation (controller/tests/manifests/) with only its apiVersion
+/// changed to Osprey's.
+fn kserve_manifest(file: &str) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/manifests")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut m: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(m["apiVersion"], "serving.kserve.io/v1beta1", "{file}");
+    m["apiVersion"] = json!(InferenceService::api_version(&()));
+    m
+}
+
+/// Applies `manifest` as `kubectl apply --server-side` would: the object as written, not
+/// round-tripped through Osprey's types.
+async fn apply_manifest(client: &Client, ns: &str, manifest: &serde_json::Value) {
+    let gvk = GroupVersionKind::gvk(
+        osprey_controller::crd::GROUP,
+        &InferenceService::version(&()),
+        &InferenceService::kind(&()),
+    );
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), ns, &ApiResource::from_gvk(&gvk));
+    let name = manifest["metadata"]["name"].as_str().unwrap();
+    api.patch(
+        name,
+        &PatchParams::apply("kserve-docs-test"),
+        &Patch::Apply(manifest),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{name}: the API server refuses the manifest: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kserve_doc_manifests_carry_over() {
+    let client = client().await;
+    let ns = "kserve-docs";
+    prepare(&client, ns).await;
+    let stop = start_controller(&client, ns).await;
+    let isvcs: Api<InferenceService> = Api::namespaced(client.clone(), ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+
+    // KServe's ONNX example: gs:// storage, protocolVersion v2.
+    let onnx = kserve_manifest("kserve-onnx-style-sample.yaml");
+    assert_eq!(
+        onnx["spec"]["predictor"]["model"]["storageUri"],
+        "gs://kfserving-examples/models/onnx"
+    );
+    apply_manifest(&client, ns, &onnx).await;
+    let d = eventually("the predictor Deployment exists", || async {
+        deployments
+            .get_opt("style-sample-predictor")
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let init = &pod.init_containers.as_ref().expect("an init container")[0];
+    assert_eq!(init.name, "storage-initializer");
+    assert_eq!(init.image.as_deref(), Some("osprey:test"));
+    assert_eq!(
+        init.args.as_deref().unwrap(),
+        ["pull", "gs://kfserving-examples/models/onnx", "/mnt/models"]
+    );
+    let server = &pod.containers[0];
+    let args = server.args.as_deref().unwrap();
+    let after = |flag: &str| {
+        let at = args.iter().position(|a| a == flag);
+        at.and_then(|i| args.get(i + 1)).map(String::as_str)
+    };
+    assert_eq!(after("--model-name"), Some("style-sample"), "{args:?}");
+    assert_eq!(after("--model-repository"), Some("/mnt/models"), "{args:?}");
+    // The repository the init container fills is the one the server reads.
+    let mount =
+        |c: &k8s_openapi::api::core::v1::Container| c.volume_mounts.as_ref().unwrap()[0].clone();
+    assert_eq!(mount(server).mount_path, "/mnt/models");
+    assert_eq!(mount(server).name, mount(init).name);
+    assert!(pod.volumes.as_ref().unwrap()[0].empty_dir.is_some());
+    let svc = eventually("the Service exists", || async {
+        services
+            .get_opt("style-sample-predictor")
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    assert_eq!(
+        svc.spec.unwrap().selector.unwrap()[ISVC_LABEL],
+        "style-sample"
+    );
+    // Accepted: the status reports the predictor (not ready: there is no kubelet), never
+    // InvalidSpec.
+    let st = eventually("a status is written", || async {
+        let i = isvcs.get("style-sample").await.ok()?;
+        condition(&i, "PredictorReady").map(|_| i)
+    })
+    .await;
+    let conditions = st.status.unwrap().conditions;
+    assert!(
+        conditions
+            .iter()
+            .all(|c| c.reason.as_deref() != Some("InvalidSpec")),
+        "{conditions:?}"
+    );
+
+    // KServe's first InferenceService is a scikit-learn model, which Osprey does not serve: it is
+    // refused naming the field, and nothing is deployed.
+    apply_manifest(&client, ns, &kserve_manifest("kserve-sklearn-iris.yaml")).await;
+    let msg = eventually("sklearn-iris is refused", || async {
+        let i = isvcs.get("sklearn-iris").await.ok()?;
+        let c = i
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        (c.reason.as_deref() == Some("InvalidSpec")).then_some(c.message.unwrap_or_default())
+    })
+    .await;
+    assert!(
+        msg.contains("spec.predictor.model.modelFormat") && msg.contains("sklearn"),
+        "{msg}"
+    );
+    assert!(deployments
+        .get_opt("sklearn-iris-predictor")
+        .await
+        .unwrap()
+        .is_none());
+
+    for name in ["style-sample", "sklearn-iris"] {
+        isvcs.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    let _ = stop.send(());
 }

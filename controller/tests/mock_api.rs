@@ -130,7 +130,7 @@ async fn a_valid_spec_applies_its_objects_then_writes_status() {
 
 #[tokio::test]
 async fn an_invalid_spec_writes_a_condition_and_an_event_and_applies_nothing() {
-    let i = isvc("gs://bucket/iris");
+    let i = isvc("ftp://bucket/iris");
     let (client, calls) = scripted(empty_cluster(i.clone()));
     let ctx = Arc::new(Context::new(client, Settings::default()));
     reconcile(Arc::new(i), ctx)

@@ -28,8 +28,9 @@ pub enum Command {
     Controller(osprey_controller::cmd::ControllerArgs),
     /// Print the CustomResourceDefinitions (YAML) the controller serves.
     Crd,
-    /// Fetch a model repository into DIR (file://, pvc://, http(s)://, s3://): what an
-    /// InferenceService's init container runs.
+    /// Fetch a model repository or one model's directory into DIR (file://, pvc://, http(s)://,
+    /// s3:// with AWS_* variables, gs:// with GOOGLE_OAUTH_ACCESS_TOKEN and STORAGE_EMULATOR_HOST):
+    /// what an InferenceService's init container runs.
     Pull {
         /// Where the repository is.
         uri: String,

@@ -1,6 +1,7 @@
 //! The pod template of a component: `osprey serve` on the model repository, fetched by an init
 //! container running the same binary (`osprey pull URI DIR`) or mounted from a PVC, with probes
-//! on the health endpoints.
+//! on the health endpoints. The predictor is also told the InferenceService's name
+//! (`--model-name`), under which the server serves a repository that is itself one model.
 
 use super::labels::{Component, REVISION_LABEL, TRACK_LABEL};
 use super::storage::Storage;
@@ -125,6 +126,11 @@ pub fn template(
         "--log-format".into(),
         "json".into(),
     ];
+    if c == Component::Predictor {
+        // KServe's layout: storageUri is one model's directory (e.g. holding model.onnx), served
+        // under the InferenceService's name; a model repository is served as before.
+        args.extend(["--model-name".to_string(), isvc.to_string()]);
+    }
     if let Some(n) = s.extension.container_concurrency.filter(|&n| n > 0) {
         args.extend(["--queue-per-instance".to_string(), n.to_string()]);
     }

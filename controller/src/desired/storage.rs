@@ -9,7 +9,8 @@ pub enum Storage {
     File(String),
     /// `pvc://<claim>/<path>`: a PersistentVolumeClaim mounted read-only.
     Pvc { claim: String, path: String },
-    /// `http(s)://...` or `s3://bucket/prefix`: fetched by `osprey pull` in an init container.
+    /// `http(s)://...`, `s3://bucket/prefix` or `gs://bucket/path`: fetched by `osprey pull` in
+    /// an init container.
     Remote(String),
 }
 
@@ -36,10 +37,14 @@ impl Storage {
                     path: path.trim_matches('/').to_string(),
                 })
             }
+            "gs" if rest.split('/').next().is_some_and(|b| !b.is_empty()) => {
+                Ok(Storage::Remote(uri.to_string()))
+            }
+            "gs" => Err(bad("gs:// needs a bucket name")),
             "http" | "https" | "s3" if !rest.is_empty() => Ok(Storage::Remote(uri.to_string())),
             "http" | "https" | "s3" => Err(bad("nothing after the scheme")),
             other => Err(bad(&format!(
-                "scheme '{other}' is not supported (file, pvc, http, https, s3)"
+                "scheme '{other}' is not supported (file, pvc, http, https, s3, gs)"
             ))),
         }
     }
@@ -66,12 +71,24 @@ mod tests {
             Storage::parse("f", "s3://bucket/iris"),
             Ok(Storage::Remote("s3://bucket/iris".into()))
         );
+        assert_eq!(
+            Storage::parse("f", "gs://kfserving-examples/models/onnx"),
+            Ok(Storage::Remote(
+                "gs://kfserving-examples/models/onnx".into()
+            ))
+        );
+        assert_eq!(
+            Storage::parse("f", "gs://bucket"),
+            Ok(Storage::Remote("gs://bucket".into()))
+        );
     }
 
     #[test]
     fn refuses_others_naming_the_field() {
         for uri in [
-            "gs://b/x",
+            "gs:///x",
+            "gs://",
+            "ftp://b/x",
             "nonsense",
             "pvc:///x",
             "file://relative",

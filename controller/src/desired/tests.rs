@@ -72,6 +72,13 @@ fn a_predictor_becomes_a_deployment_and_a_service() {
     );
     let a = args(&p.stable);
     assert_eq!(&a[..3], &["serve", "--model-repository", "/mnt/models"]);
+    // The server learns the InferenceService's name (a one-model repository is served under it).
+    let at = a
+        .iter()
+        .position(|x| x == "--model-name")
+        .expect("--model-name");
+    assert_eq!(a[at + 1], "iris");
+    assert_eq!(a.iter().filter(|x| *x == "--model-name").count(), 1);
     let c = &pod.containers[0];
     let ready = c
         .readiness_probe
@@ -89,6 +96,36 @@ fn a_predictor_becomes_a_deployment_and_a_service() {
     let ports: Vec<i32> = svc.ports.as_ref().unwrap().iter().map(|p| p.port).collect();
     assert_eq!(ports, vec![8000, 8001, 8002]);
     assert!(p.hpa.is_none() && p.canary.is_none());
+}
+
+#[test]
+fn gs_storage_is_pulled_by_the_init_container_and_user_args_come_last() {
+    let y = BASIC
+        .replace("s3://models/iris", "gs://kfserving-examples/models/onnx")
+        .replace(
+            "      storageUri:",
+            "      args: [\"--log-level\", \"debug\"]\n      storageUri:",
+        );
+    let objs = build(&isvc(&y), &owner(), &none, &Settings::default()).expect("builds");
+    let pod = objs[0]
+        .stable
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
+    let init = &pod.init_containers.as_ref().unwrap()[0];
+    assert_eq!(init.name, "storage-initializer");
+    assert_eq!(
+        init.args.as_ref().unwrap(),
+        &["pull", "gs://kfserving-examples/models/onnx", "/mnt/models"]
+    );
+    let a = args(&objs[0].stable).join(" ");
+    assert!(a.contains("--model-repository /mnt/models"), "{a}");
+    assert!(a.contains("--model-name iris"), "{a}");
+    assert!(a.ends_with("--log-level debug"), "{a}");
 }
 
 #[test]
@@ -181,6 +218,9 @@ fn transformer_and_pvc_storage() {
         &args(&t.stable)[..3],
         &["serve", "--model-repository", "/mnt/pvc/transformers/bert"]
     );
+    // Only the predictor serves the InferenceService's model under its name.
+    assert!(!args(&t.stable).contains(&"--model-name".to_string()));
+    assert!(args(&objs[0].stable).contains(&"--model-name".to_string()));
     let pod = t
         .stable
         .spec
@@ -202,7 +242,8 @@ fn transformer_and_pvc_storage() {
 fn bad_specs_name_the_field() {
     for (from, to, field) in [
         ("name: onnx", "name: pytorch", "modelFormat.name"),
-        ("s3://models/iris", "gs://models/iris", "storageUri"),
+        ("s3://models/iris", "gs:///iris", "storageUri"),
+        ("s3://models/iris", "ftp://models/iris", "storageUri"),
         (
             "  predictor:\n",
             "  predictor:\n    minReplicas: 3\n    maxReplicas: 2\n",
