@@ -33,10 +33,6 @@ async fn unimplemented_config_fields_are_refused_by_name() {
             "instance_group [ { count: 1 kind: KIND_GPU } ]",
             "KIND_GPU",
         ),
-        (
-            "output [ { name: \"extra\" data_type: TYPE_FP32 dims: [ 1 ] reshape { shape: [ ] } } ]",
-            "output 'extra' reshape",
-        ),
         ("response_cache { enable: true }", "response_cache"),
         (
             "optimization { execution_accelerators { gpu_execution_accelerator [ { name: \"tensorrt\" } ] } }",
@@ -563,4 +559,72 @@ async fn a_model_directory_is_served_as_one_model() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(s.get("/v2/models/linear/ready").await.0, 404);
     s.shutdown().await;
+}
+
+/// Triton's `reshape`: clients send and receive the configured `dims`; the model sees its own
+/// shapes. A reshape that does not fit the model, or changes the element count, is refused by
+/// name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reshape_gives_clients_the_configured_dims() {
+    let repo = temp_repo_with(&["linear"]);
+    let path = repo.path().join("linear/config.pbtxt");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace("dims: [ 4 ] }", "dims: [ 2, 2 ] reshape { shape: [ 4 ] } }")
+        .replace("dims: [ 1 ] }", "dims: [ 1, 1 ] reshape { shape: [ 1 ] } }");
+    std::fs::write(&path, &text).unwrap();
+    let s = TestServer::start(repo.path()).await;
+    let (status, v) = s.get("/v2/models/linear").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["inputs"][0]["shape"], json!([-1, 2, 2]), "{v}");
+    assert_eq!(v["outputs"][0]["shape"], json!([-1, 1, 1]), "{v}");
+    // Two rows of [[1, 0], [0, 0]] and [[0, 1], [1, 2]]: y = 1.25 and 2.25.
+    let body = json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 2, 2],
+        "data": [1, 0, 0, 0, 0, 1, 1, 2]}]});
+    let (status, v) = s.post_json("/v2/models/linear/infer", &body).await;
+    assert_eq!(status, 200, "{v}");
+    let y = &v["outputs"][0];
+    assert_eq!(y["shape"], json!([2, 1, 1]), "{v}");
+    let data: Vec<f64> = y["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_f64().unwrap())
+        .collect();
+    assert!(
+        (data[0] - 1.25).abs() < 1e-5 && (data[1] - 2.25).abs() < 1e-5,
+        "{v}"
+    );
+    // The old shape is now the wrong one.
+    let body = json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4],
+        "data": [1, 0, 0, 0]}]});
+    assert_eq!(s.post_json("/v2/models/linear/infer", &body).await.0, 400);
+    s.shutdown().await;
+
+    for (from, to, says) in [
+        (
+            "dims: [ 4 ] }",
+            "dims: [ 2, 2 ] reshape { shape: [ 2, 2 ] } }",
+            "the model's shape",
+        ),
+        (
+            "dims: [ 4 ] }",
+            "dims: [ 3 ] reshape { shape: [ 4 ] } }",
+            "4 elements",
+        ),
+    ] {
+        let repo = temp_repo_with(&["linear"]);
+        let path = repo.path().join("linear/config.pbtxt");
+        let text = std::fs::read_to_string(&path).unwrap().replace(from, to);
+        std::fs::write(&path, text).unwrap();
+        let s = TestServer::start_with(repo.path(), |a| a.strict_readiness = false).await;
+        let row = index_row(&s, "linear").await;
+        assert_eq!(row["state"], "UNAVAILABLE", "{to}: {row}");
+        let reason = row["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("input 'x' reshape") && reason.contains(says),
+            "{row}"
+        );
+        s.shutdown().await;
+    }
 }

@@ -42,11 +42,6 @@ fn checks(cfg: &ModelConfig) -> Vec<Check> {
         let field = |f: &str| format!("input '{}' {f}", i.name);
         out.extend([
             (
-                i.reshape.is_some(),
-                field("reshape"),
-                "reshaping inputs is not supported yet",
-            ),
-            (
                 i.is_shape_tensor,
                 field("is_shape_tensor"),
                 "shape tensors are not supported",
@@ -66,11 +61,6 @@ fn checks(cfg: &ModelConfig) -> Vec<Check> {
     for o in &cfg.output {
         let field = |f: &str| format!("output '{}' {f}", o.name);
         out.extend([
-            (
-                o.reshape.is_some(),
-                field("reshape"),
-                "reshaping outputs is not supported yet",
-            ),
             (
                 o.is_shape_tensor,
                 field("is_shape_tensor"),
@@ -221,14 +211,6 @@ mod tests {
                 "ensemble_scheduling",
             ),
             ("response_cache { enable: true }", "response_cache"),
-            (
-                "input [ { name: \"x\" data_type: TYPE_FP32 dims: [ 4 ] reshape { shape: [ 2, 2 ] } } ]",
-                "input 'x' reshape",
-            ),
-            (
-                "output [ { name: \"y\" data_type: TYPE_FP32 dims: [ 4 ] reshape { shape: [ 4 ] } } ]",
-                "output 'y' reshape",
-            ),
             (
                 "input [ { name: \"x\" data_type: TYPE_FP32 dims: [ 4 ] allow_ragged_batch: true } ]",
                 "input 'x' allow_ragged_batch",

@@ -2,6 +2,7 @@
 
 use super::backend::Backend;
 use super::files::{self, ModelFiles};
+use super::reshape::Reshapes;
 use super::stats::Stats;
 use super::LoadedModel;
 use crate::config::{self, ModelConfig};
@@ -212,6 +213,7 @@ fn load_runtimes(
     let sub = files.version_dir(version);
     files.check_tree(&sub)?;
     let version_dir = files.dir().join(&sub);
+    let reshapes = Reshapes::of(cfg)?;
     let mut runtimes: Vec<Box<dyn Runtime>> = Vec::new();
     match backend {
         Backend::Onnx => {
@@ -228,15 +230,16 @@ fn load_runtimes(
             };
             for _ in accels {
                 check_cancel(cancel)?;
-                runtimes.push(Box::new(env.load(&path, &opts).map_err(|e| e.to_string())?));
+                let runtime = Box::new(env.load(&path, &opts).map_err(|e| e.to_string())?);
+                runtimes.push(reshapes.wrap(runtime)?);
             }
         }
         Backend::Candle => {
             for accel in accelerators(cfg, settings.max_instances)? {
                 check_cancel(cancel)?;
-                runtimes.push(Box::new(
-                    BertEncoder::load(&version_dir, &accel).map_err(|e| e.to_string())?,
-                ));
+                let runtime =
+                    Box::new(BertEncoder::load(&version_dir, &accel).map_err(|e| e.to_string())?);
+                runtimes.push(reshapes.wrap(runtime)?);
             }
         }
         Backend::Remote => {}

@@ -3,7 +3,8 @@
 //! Modules: [`backend`] picks the runtime; [`control`] is Triton's model control modes and the
 //! repository poller; [`files`] keeps model files inside the repository; [`layout`] tells a
 //! repository from one model's own directory (KServe's `storageUri`); [`load`] loads one
-//! model's versions; [`registry`] holds every model's state; [`stats`] the statistics extension;
+//! model's versions; [`registry`] holds every model's state; `reshape` is Triton's `reshape`
+//! (the wire's shape around the model's own); [`stats`] the statistics extension;
 //! [`warmup`] runs `model_warmup` samples before a model is READY.
 
 mod backend;
@@ -12,6 +13,7 @@ pub mod files;
 pub mod layout;
 mod load;
 mod registry;
+mod reshape;
 pub mod stats;
 mod warmup;
 
