@@ -37,7 +37,6 @@ async fn unimplemented_config_fields_are_refused_by_name() {
             "output [ { name: \"extra\" data_type: TYPE_FP32 dims: [ 1 ] reshape { shape: [ ] } } ]",
             "output 'extra' reshape",
         ),
-        ("response_cache { enable: true }", "response_cache"),
         (
             "optimization { execution_accelerators { gpu_execution_accelerator [ { name: \"tensorrt\" } ] } }",
             "optimization.execution_accelerators",
