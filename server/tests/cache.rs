@@ -123,6 +123,21 @@ async fn a_repeated_rest_request_is_answered_from_the_cache() {
     assert_eq!(twin["model_name"], "iris_twin");
     assert_eq!(counts(&s, "iris_twin").await, (0, 1, 1, 1));
 
+    // A reloaded model (its files may have changed under the same version) does not find the
+    // answers of its previous load.
+    let (status, v) = s
+        .post_json("/v2/repository/models/iris_twin/load", &json!({}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    infer(&s, "iris_twin", &iris_body(5.1)).await;
+    assert_eq!(
+        counts(&s, "iris_twin").await,
+        (0, 1, 1, 1),
+        "a fresh load misses"
+    );
+    infer(&s, "iris_twin", &iris_body(5.1)).await;
+    assert_eq!(counts(&s, "iris_twin").await, (1, 1, 1, 2));
+
     // A model without response_cache never hits.
     infer(&s, "linear", &linear_body()).await;
     infer(&s, "linear", &linear_body()).await;
@@ -132,7 +147,7 @@ async fn a_repeated_rest_request_is_answered_from_the_cache() {
     for line in [
         "nv_cache_num_hits_per_model{model=\"iris\",version=\"1\"} 2",
         "nv_cache_num_misses_per_model{model=\"iris\",version=\"1\"} 3",
-        "nv_cache_num_misses_per_model{model=\"iris_twin\",version=\"1\"} 1",
+        "nv_cache_num_misses_per_model{model=\"iris_twin\",version=\"1\"} 2",
         "# HELP nv_cache_num_hits_per_model ",
         "# HELP nv_cache_miss_duration_per_model ",
         "# TYPE nv_cache_hit_duration_per_model counter",

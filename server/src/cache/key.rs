@@ -1,4 +1,5 @@
-//! What identifies a cached answer: a SHA-256 digest over the model's name and version, every
+//! What identifies a cached answer: a SHA-256 digest over the model's name and version (and
+//! which load of it: a reloaded model never finds its previous answers), every
 //! input (name, datatype, shape, data in the binary wire form; in name order, so the order
 //! the client listed them in does not matter), the requested outputs in the order asked with
 //! their `classification` count, and the request parameters that reach a remote predictor.
@@ -61,9 +62,9 @@ impl Hasher {
     }
 }
 
-/// The key of `req` to version `version` of model `model`, or None when the request must not
-/// be cached (it carries sequence parameters).
-pub fn request_key(model: &str, version: u64, req: &Prepared) -> Option<Key> {
+/// The key of `req` to version `version` of model `model` as loaded the `load`th time, or None
+/// when the request must not be cached (it carries sequence parameters).
+pub fn request_key(model: &str, version: u64, load: u64, req: &Prepared) -> Option<Key> {
     if SEQUENCE.iter().any(|p| req.params.contains_key(*p)) {
         return None;
     }
@@ -71,6 +72,7 @@ pub fn request_key(model: &str, version: u64, req: &Prepared) -> Option<Key> {
     h.bytes(b"osprey response cache 1");
     h.bytes(model.as_bytes());
     h.u64(version);
+    h.u64(load);
     let mut inputs: Vec<&Tensor> = req.inputs.iter().collect();
     inputs.sort_by(|a, b| a.name.cmp(&b.name));
     h.u64(inputs.len() as u64);
@@ -125,7 +127,7 @@ mod tests {
     }
 
     fn key(req: &Prepared) -> Key {
-        request_key("m", 1, req).expect("cacheable")
+        request_key("m", 1, 0, req).expect("cacheable")
     }
 
     #[test]
@@ -148,13 +150,18 @@ mod tests {
         assert_ne!(base, key(&request(&[1.0, 2.5])), "data");
         assert_ne!(
             base,
-            request_key("other", 1, &request(&[1.0, 2.0])).expect("k"),
+            request_key("other", 1, 0, &request(&[1.0, 2.0])).expect("k"),
             "model"
         );
         assert_ne!(
             base,
-            request_key("m", 2, &request(&[1.0, 2.0])).expect("k"),
+            request_key("m", 2, 0, &request(&[1.0, 2.0])).expect("k"),
             "version"
+        );
+        assert_ne!(
+            base,
+            request_key("m", 1, 1, &request(&[1.0, 2.0])).expect("k"),
+            "another load of the version"
         );
         let mut shape = request(&[1.0, 2.0]);
         shape.inputs[0].shape = vec![2, 1];
@@ -199,7 +206,7 @@ mod tests {
         for p in SEQUENCE {
             let mut req = request(&[1.0]);
             req.params.insert((*p).into(), ParamValue::Uint(7));
-            assert_eq!(request_key("m", 1, &req), None, "{p}");
+            assert_eq!(request_key("m", 1, 0, &req), None, "{p}");
         }
     }
 }

@@ -13,6 +13,7 @@ pub use lru::ResponseCache;
 
 use crate::metrics::triton::TritonCacheMetrics;
 use osprey_protocol::Tensor;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Why a `--cache-config` value is refused.
@@ -75,10 +76,16 @@ impl std::str::FromStr for CacheConfig {
     }
 }
 
-/// One model version's use of the server's cache, with its Triton counters.
+/// Loads of a model version so far, server-wide: each load's keys differ.
+static LOADS: AtomicU64 = AtomicU64::new(0);
+
+/// One loaded model version's use of the server's cache, with its Triton counters.
 pub struct ModelCache {
     cache: Arc<ResponseCache>,
     metrics: TritonCacheMetrics,
+    /// This load of the version: a reload (new files under the same version, a new
+    /// configuration) never finds the answers of the previous load, which age out.
+    load: u64,
 }
 
 impl ModelCache {
@@ -86,7 +93,14 @@ impl ModelCache {
         ModelCache {
             cache,
             metrics: TritonCacheMetrics::new(model, version),
+            load: LOADS.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// The key of `req` to this load of version `version` of `model`; None when the request
+    /// must not be cached.
+    pub fn key(&self, model: &str, version: u64, req: &crate::infer::Prepared) -> Option<Key> {
+        request_key(model, version, self.load, req)
     }
 
     /// The cached outputs under `key`, if any (counts nothing: see [`ModelCache::hit`]).

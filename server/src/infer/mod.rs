@@ -6,7 +6,6 @@
 
 pub mod prepared;
 
-use crate::cache::request_key;
 use crate::classify::classify;
 use crate::error::ServerError;
 use crate::metrics::Protocol;
@@ -29,7 +28,7 @@ pub async fn infer(
     let cached = model
         .cache
         .as_ref()
-        .and_then(|c| Some((c, request_key(&model.name, model.version, &req)?)));
+        .and_then(|c| Some((c, c.key(&model.name, model.version, &req)?)));
     if let Some((cache, key)) = &cached {
         if let Some(outputs) = cache.get(key) {
             let elapsed = start.elapsed();
