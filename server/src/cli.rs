@@ -127,6 +127,11 @@ pub struct ServeArgs {
     /// --batcher-max-latency-ms).
     #[arg(long, value_name = "N")]
     pub batcher_max_batch_size: Option<i32>,
+    /// Triton's response cache, `local,size=N`: one server-wide LRU of at most N bytes (keys
+    /// and cached output tensors) for the models whose config.pbtxt has
+    /// `response_cache { enable: true }`. Off unless given.
+    #[arg(long, value_name = "local,size=N")]
+    pub cache_config: Option<crate::cache::CacheConfig>,
     /// Most BYTES elements (strings) in one input of one request; more get 400.
     #[arg(long, default_value_t = 65_536)]
     pub max_bytes_elements: usize,

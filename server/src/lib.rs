@@ -3,11 +3,12 @@
 //!
 //! Start reading at [`server`] (start-up and shutdown), then [`http`] and [`grpc`] (front
 //! ends), [`infer`] (the path every inference takes), and [`model`] (registry, loading,
-//! instances, statistics). [`config`] reads Triton's `config.pbtxt`. [`access`] (restricted
-//! APIs, bearer tokens) and [`tls`] guard the front ends; `http::serve` and `grpc::incoming`
-//! bound their connections.
+//! instances, statistics). [`cache`] is Triton's response cache. [`config`] reads Triton's
+//! `config.pbtxt`. [`access`] (restricted APIs, bearer tokens) and [`tls`] guard the front
+//! ends; `http::serve` and `grpc::incoming` bound their connections.
 
 pub mod access;
+pub mod cache;
 pub mod classify;
 pub mod cli;
 pub mod config;

@@ -131,6 +131,9 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
             }),
         model_symlinks: args.model_symlinks,
         max_instances: args.max_instances_per_model,
+        cache: args
+            .cache_config
+            .map(|c| Arc::new(crate::cache::ResponseCache::new(c.size))),
         limits: crate::model::RequestLimits {
             max_bytes_elements: args.max_bytes_elements,
             timeout: (args.request_timeout_secs > 0)

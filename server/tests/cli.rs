@@ -127,3 +127,78 @@ fn requests_are_logged_with_their_id_in_plain_text() {
         "no colour codes when stderr is not a terminal: {access:?}"
     );
 }
+
+#[test]
+fn a_cache_of_size_zero_or_of_unknown_kind_is_refused_at_start() {
+    for (spec, why) in [
+        (
+            "local,size=0",
+            "--cache-config local,size=0: size must be > 0",
+        ),
+        ("redis,size=1024", "unknown cache 'redis'"),
+        ("local,size=lots", "size 'lots' is not a number of bytes"),
+    ] {
+        let out = osprey()
+            .args([
+                "serve",
+                "--model-repository",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../models"),
+            ])
+            .args(LOOPBACK_ANY_PORT)
+            .args(["--cache-config", spec])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{spec} started");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(why), "{spec}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_model_enabling_the_cache_without_a_server_cache_loads_with_a_warning() {
+    use std::io::{BufRead, BufReader};
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let repo = tempfile::tempdir().unwrap();
+    let iris = repo.path().join("iris");
+    std::fs::create_dir_all(iris.join("1")).unwrap();
+    let models = std::path::Path::new(root).join("models/iris");
+    for f in ["config.pbtxt", "labels.txt", "1/model.onnx"] {
+        std::fs::copy(models.join(f), iris.join(f)).unwrap();
+    }
+    let config = std::fs::read_to_string(iris.join("config.pbtxt")).unwrap();
+    std::fs::write(
+        iris.join("config.pbtxt"),
+        format!("{config}\nresponse_cache {{ enable: true }}\n"),
+    )
+    .unwrap();
+    let mut child = osprey()
+        .current_dir(root)
+        .args(["serve", "--model-repository"])
+        .arg(repo.path())
+        .args(LOOPBACK_ANY_PORT)
+        .args(["--log-format", "text"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // Start-up models are loaded before the listeners are announced.
+    let before: Vec<String> = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| !l.contains("HTTP service listening on"))
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    let warning = before
+        .iter()
+        .find(|l| l.contains("response_cache"))
+        .unwrap_or_else(|| panic!("no warning in {before:#?}"));
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("'iris'"), "{warning}");
+    assert!(warning.contains("--cache-config"), "{warning}");
+    assert!(
+        !before.iter().any(|l| l.contains("failed to load")),
+        "the model loads: {before:#?}"
+    );
+}

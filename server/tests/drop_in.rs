@@ -33,7 +33,6 @@ async fn unimplemented_config_fields_are_refused_by_name() {
             "instance_group [ { count: 1 kind: KIND_GPU } ]",
             "KIND_GPU",
         ),
-        ("response_cache { enable: true }", "response_cache"),
         (
             "optimization { execution_accelerators { gpu_execution_accelerator [ { name: \"tensorrt\" } ] } }",
             "optimization.execution_accelerators",

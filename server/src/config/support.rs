@@ -33,11 +33,6 @@ fn checks(cfg: &ModelConfig) -> Vec<Check> {
         .map(|(f, why)| (true, f.to_string(), why))
         .into_iter()
         .collect();
-    out.push((
-        cfg.response_cache.as_ref().is_some_and(|c| c.enable),
-        "response_cache".into(),
-        "the response cache is not supported yet",
-    ));
     for i in &cfg.input {
         let field = |f: &str| format!("input '{}' {f}", i.name);
         out.extend([
@@ -193,7 +188,7 @@ mod tests {
             output [ { name: "y" data_type: TYPE_FP32 dims: [ 1 ] label_filename: "l.txt" } ]
             instance_group [ { count: 2 kind: KIND_CPU } ]
             dynamic_batching { max_queue_delay_microseconds: 100 }
-            response_cache { enable: false }
+            response_cache { enable: true }
             optimization { input_pinned_memory { enable: true } }
             parameters { key: "intra_op_thread_count" value: { string_value: "1" } }"#;
         assert_eq!(
@@ -210,7 +205,6 @@ mod tests {
                 "ensemble_scheduling { step [ { model_name: \"a\" model_version: -1 } ] }",
                 "ensemble_scheduling",
             ),
-            ("response_cache { enable: true }", "response_cache"),
             (
                 "input [ { name: \"x\" data_type: TYPE_FP32 dims: [ 4 ] allow_ragged_batch: true } ]",
                 "input 'x' allow_ragged_batch",

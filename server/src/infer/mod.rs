@@ -1,5 +1,6 @@
 //! The transport-independent inference path: validate and parse once into a [`Prepared`]
-//! request, transform, schedule, transform back, select and classify outputs, account.
+//! request, look it up in the response cache, transform, schedule, transform back, select and
+//! classify outputs, store in the cache, account.
 //!
 //! - [`prepared`]: the typed request made at the edge.
 
@@ -16,12 +17,32 @@ use std::time::{Duration, Instant};
 
 /// Runs a prepared request on a ready model version and records statistics and metrics.
 /// Returns the answer and the request's output choices (the REST encoder needs them).
+/// A model with a response cache answers a request it has answered before from the cache,
+/// without the scheduler or the runtime; a miss runs and its answer is stored.
 pub async fn infer(
     model: &LoadedModel,
     req: Prepared,
     protocol: Protocol,
 ) -> Result<(InferResponse, Outputs), ServerError> {
     let start = Instant::now();
+    let cached = model
+        .cache
+        .as_ref()
+        .and_then(|c| Some((c, c.key(&model.name, model.version, &req)?)));
+    if let Some((cache, key)) = &cached {
+        if let Some(outputs) = cache.get(key) {
+            let elapsed = start.elapsed();
+            model.stats.request_cached(elapsed, elapsed);
+            cache.hit(elapsed);
+            // Rows count only what the model inferred (Triton's inference_count).
+            model
+                .predictor
+                .metrics()
+                .request_succeeded(protocol, elapsed, 0);
+            return Ok((response(model, req.id, outputs), req.outputs));
+        }
+    }
+    let lookup = start.elapsed();
     let rows = req.rows;
     let result = match model.limits.timeout {
         None => run(model, req).await,
@@ -35,6 +56,15 @@ pub async fn infer(
                 )))
             }),
     };
+    if let Some((cache, key)) = cached {
+        let insert = Instant::now();
+        if let Ok((resp, _, _)) = &result {
+            cache.put(key, &resp.outputs);
+        }
+        let d = lookup + insert.elapsed();
+        model.stats.cache_missed(d);
+        cache.miss(d);
+    }
     let elapsed = start.elapsed();
     let metrics = model.predictor.metrics();
     match &result {
@@ -48,6 +78,16 @@ pub async fn infer(
         }
     }
     result.map(|(resp, outputs, _)| (resp, outputs))
+}
+
+fn response(model: &LoadedModel, id: Option<String>, outputs: Vec<Tensor>) -> InferResponse {
+    InferResponse {
+        model_name: model.name.clone(),
+        model_version: model.version.to_string(),
+        id,
+        parameters: Default::default(),
+        outputs,
+    }
 }
 
 /// Counts a request for a known model that was refused before it ran (it could not be decoded
@@ -109,12 +149,5 @@ async fn run(
         }
         outputs = picked;
     }
-    let resp = InferResponse {
-        model_name: model.name.clone(),
-        model_version: model.version.to_string(),
-        id: req.id,
-        parameters: Default::default(),
-        outputs,
-    };
-    Ok((resp, req.outputs, queue))
+    Ok((response(model, req.id, outputs), req.outputs, queue))
 }

@@ -15,6 +15,10 @@ pub const QUEUE_US: &str = "nv_inference_queue_duration_us";
 pub const COMPUTE_INPUT_US: &str = "nv_inference_compute_input_duration_us";
 pub const COMPUTE_INFER_US: &str = "nv_inference_compute_infer_duration_us";
 pub const COMPUTE_OUTPUT_US: &str = "nv_inference_compute_output_duration_us";
+pub const CACHE_HITS: &str = "nv_cache_num_hits_per_model";
+pub const CACHE_MISSES: &str = "nv_cache_num_misses_per_model";
+pub const CACHE_HIT_US: &str = "nv_cache_hit_duration_per_model";
+pub const CACHE_MISS_US: &str = "nv_cache_miss_duration_per_model";
 
 /// Every Triton series with its help text, as Triton words it.
 pub const HELP: &[(&str, &str)] = &[
@@ -31,6 +35,10 @@ pub const HELP: &[(&str, &str)] = &[
     (COMPUTE_INPUT_US, "Cumulative compute input duration in microseconds (does not include cached requests)"),
     (COMPUTE_INFER_US, "Cumulative compute inference duration in microseconds (does not include cached requests)"),
     (COMPUTE_OUTPUT_US, "Cumulative inference compute output duration in microseconds (does not include cached requests)"),
+    (CACHE_HITS, "Number of cache hits per model"),
+    (CACHE_MISSES, "Number of cache misses per model"),
+    (CACHE_HIT_US, "Total cache hit duration per model, in microseconds"),
+    (CACHE_MISS_US, "Total cache miss duration per model, in microseconds"),
 ];
 
 /// Triton's reason for a failed request, from Osprey's error class.
@@ -111,6 +119,42 @@ impl TritonMetrics {
             .increment(us(infer).saturating_mul(requests));
         self.compute_output_us
             .increment(us(output).saturating_mul(requests));
+    }
+}
+
+/// One model version's response cache series, registered only for models whose cache is on
+/// (as Triton reports them only then).
+pub struct TritonCacheMetrics {
+    hits: Counter,
+    misses: Counter,
+    hit_us: Counter,
+    miss_us: Counter,
+}
+
+impl TritonCacheMetrics {
+    pub fn new(model: &str, version: &str) -> TritonCacheMetrics {
+        let labels = [
+            ("model", model.to_string()),
+            ("version", version.to_string()),
+        ];
+        TritonCacheMetrics {
+            hits: metrics::counter!(CACHE_HITS, &labels),
+            misses: metrics::counter!(CACHE_MISSES, &labels),
+            hit_us: metrics::counter!(CACHE_HIT_US, &labels),
+            miss_us: metrics::counter!(CACHE_MISS_US, &labels),
+        }
+    }
+
+    /// A hit: the lookup and the copy of the answer took `d`.
+    pub fn hit(&self, d: Duration) {
+        self.hits.increment(1);
+        self.hit_us.increment(us(d));
+    }
+
+    /// A miss: the lookup and the insertion of the computed answer took `d`.
+    pub fn miss(&self, d: Duration) {
+        self.misses.increment(1);
+        self.miss_us.increment(us(d));
     }
 }
 

@@ -5,6 +5,7 @@ use super::files::{self, ModelFiles};
 use super::reshape::Reshapes;
 use super::stats::Stats;
 use super::LoadedModel;
+use crate::cache::{ModelCache, ResponseCache};
 use crate::config::{self, ModelConfig};
 use crate::metrics::ModelMetrics;
 use crate::scheduler::{BatchPolicy, Scheduler};
@@ -65,6 +66,8 @@ pub struct LoadSettings {
     pub max_instances: usize,
     /// What one request may cost.
     pub limits: super::RequestLimits,
+    /// The server's response cache (`--cache-config`), for models that enable it.
+    pub cache: Option<Arc<ResponseCache>>,
 }
 
 /// Reads a model's configuration (`given`, as a load request's `config` parameter carries it,
@@ -247,6 +250,32 @@ fn load_runtimes(
     Ok(runtimes)
 }
 
+/// Version `version`'s share of the server's response cache: when its configuration enables
+/// `response_cache` and the server has a cache. Without one the model loads and is not cached,
+/// as in Triton, with a warning.
+fn response_cache(
+    cfg: &ModelConfig,
+    version: u64,
+    cache: Option<&Arc<ResponseCache>>,
+) -> Option<ModelCache> {
+    if !cfg.response_cache.as_ref().is_some_and(|c| c.enable) {
+        return None;
+    }
+    match cache {
+        Some(c) => Some(ModelCache::new(c.clone(), &cfg.name, &version.to_string())),
+        None => {
+            tracing::warn!(
+                model = %cfg.name,
+                version,
+                "model '{}' enables response_cache but the server has no cache \
+                 (--cache-config local,size=N): its answers are not cached",
+                cfg.name
+            );
+            None
+        }
+    }
+}
+
 /// Loads one version: its predictor (every local instance, or the remote client), then
 /// completes and checks the configuration and builds the stages around the predictor.
 pub fn load_version(
@@ -307,7 +336,6 @@ pub fn load_version(
     Ok(LoadedModel {
         name: cfg.name.clone(),
         version,
-        config: cfg,
         signature,
         predictor_signature,
         stages,
@@ -315,6 +343,8 @@ pub fn load_version(
         labels,
         stats,
         limits: settings.limits,
+        cache: response_cache(&cfg, version, settings.cache.as_ref()),
+        config: cfg,
     })
 }
 

@@ -46,6 +46,9 @@ pub struct LoadedModel {
     pub stats: Arc<Stats>,
     /// What one request may ask of it.
     pub limits: RequestLimits,
+    /// The server's response cache, when the model's `response_cache` is enabled and the
+    /// server has one (`--cache-config`).
+    pub cache: Option<crate::cache::ModelCache>,
 }
 
 /// What one inference request may cost, server-wide.

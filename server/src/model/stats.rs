@@ -60,6 +60,8 @@ pub struct Stats {
     compute_input: Counter,
     compute_infer: Counter,
     compute_output: Counter,
+    cache_hit: Counter,
+    cache_miss: Counter,
     inference_count: AtomicU64,
     execution_count: AtomicU64,
     last_inference_ms: AtomicU64,
@@ -79,6 +81,21 @@ impl Stats {
         self.queue.add(queue);
         self.inference_count.fetch_add(rows, Ordering::Relaxed);
         self.last_inference_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Records one request answered from the response cache after `total`, `lookup` of it
+    /// finding and copying the answer. As in Triton, it counts as a success and in the queue
+    /// statistics (with no wait), not in `inference_count` nor in the compute statistics.
+    pub fn request_cached(&self, total: Duration, lookup: Duration) {
+        self.success.add(total);
+        self.queue.add(Duration::ZERO);
+        self.cache_hit.add(lookup);
+        self.last_inference_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Records one response cache miss whose lookup and insertion took `d`.
+    pub fn cache_missed(&self, d: Duration) {
+        self.cache_miss.add(d);
     }
 
     /// Records one request that failed after `total`.
@@ -132,8 +149,8 @@ impl Stats {
                 compute_input: Some(self.compute_input.proto()),
                 compute_infer: Some(self.compute_infer.proto()),
                 compute_output: Some(self.compute_output.proto()),
-                cache_hit: Some(StatisticDuration::default()),
-                cache_miss: Some(StatisticDuration::default()),
+                cache_hit: Some(self.cache_hit.proto()),
+                cache_miss: Some(self.cache_miss.proto()),
             }),
             batch_stats,
             ..Default::default()
