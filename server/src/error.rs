@@ -43,6 +43,12 @@ pub enum ServerError {
     /// An operation this server's configuration does not allow (Triton's UNSUPPORTED).
     #[error("{0}")]
     Unsupported(String),
+    /// A step of an ensemble failed; the step's own error decides the status.
+    #[error("ensemble {step}: {source}")]
+    Step {
+        step: String,
+        source: Box<ServerError>,
+    },
     #[error("remote predictor at {url} unavailable after {attempts} attempts: {reason}")]
     PredictorUnavailable {
         url: String,
@@ -86,6 +92,7 @@ impl ServerError {
     /// Classifies the error.
     pub fn kind(&self) -> ErrorKind {
         match self {
+            ServerError::Step { source, .. } => source.kind(),
             ServerError::Protocol(_)
             | ServerError::BadRequest(_)
             | ServerError::LoadFailed { .. } => ErrorKind::InvalidArgument,

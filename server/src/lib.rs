@@ -3,7 +3,8 @@
 //!
 //! Start reading at [`server`] (start-up and shutdown), then [`http`] and [`grpc`] (front
 //! ends), [`infer`] (the path every inference takes), and [`model`] (registry, loading,
-//! instances, statistics). [`cache`] is Triton's response cache. [`config`] reads Triton's
+//! instances, statistics). [`cache`] is Triton's response cache; [`ensemble`] runs Triton's
+//! ensembles. [`config`] reads Triton's
 //! `config.pbtxt`. [`access`] (restricted APIs, bearer tokens) and [`tls`] guard the front
 //! ends; `http::serve` and `grpc::incoming` bound their connections.
 
@@ -12,6 +13,7 @@ pub mod cache;
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod ensemble;
 pub mod error;
 pub mod explain;
 pub mod grpc;

@@ -150,11 +150,11 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
     }
     let registry = Arc::new(Registry::new(repository, env, settings));
     let poll = args.model_control_mode == ModelControl::Poll;
-    let startup = if args.models.is_empty() || poll {
+    let startup = registry.load_order(if args.models.is_empty() || poll {
         registry.repository_models()
     } else {
         args.models.clone()
-    };
+    });
     let started = Instant::now();
     for name in &startup {
         if let Err(e) = registry.load(name).await {

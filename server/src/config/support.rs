@@ -24,9 +24,11 @@ fn checks(cfg: &ModelConfig) -> Vec<Check> {
             "sequence_batching",
             "stateful (sequence) models are not supported",
         )),
-        Some(SchedulingChoice::EnsembleScheduling(_)) => {
-            Some(("ensemble_scheduling", "ensembles are not supported yet"))
-        }
+        Some(SchedulingChoice::EnsembleScheduling(_)) if cfg.platform != "ensemble" => Some((
+            "ensemble_scheduling",
+            "only a model with platform \"ensemble\" has steps",
+        )),
+        Some(SchedulingChoice::EnsembleScheduling(_)) => None,
         Some(SchedulingChoice::DynamicBatching(_)) | None => None,
     };
     let mut out: Vec<Check> = scheduling
@@ -203,7 +205,7 @@ mod tests {
             ("sequence_batching { }", "sequence_batching"),
             (
                 "ensemble_scheduling { step [ { model_name: \"a\" model_version: -1 } ] }",
-                "ensemble_scheduling",
+                "ensemble_scheduling: only a model with platform \"ensemble\"",
             ),
             (
                 "input [ { name: \"x\" data_type: TYPE_FP32 dims: [ 4 ] allow_ragged_batch: true } ]",

@@ -85,6 +85,7 @@ pub(crate) async fn evaluate(
         .map(|(part, n)| {
             let call = Call {
                 params: &params,
+                protocol: crate::metrics::Protocol::Http,
                 placement,
                 wanted: &wanted,
             };

@@ -45,9 +45,9 @@ pub async fn infer(
     let lookup = start.elapsed();
     let rows = req.rows;
     let result = match model.limits.timeout {
-        None => run(model, req).await,
+        None => run(model, req, protocol).await,
         // Past the deadline the request is dropped: if still queued, no instance runs it.
-        Some(t) => tokio::time::timeout(t, run(model, req))
+        Some(t) => tokio::time::timeout(t, run(model, req, protocol))
             .await
             .unwrap_or_else(|_| {
                 Err(ServerError::Timeout(format!(
@@ -106,6 +106,8 @@ pub fn refused(model: &LoadedModel, protocol: Protocol, e: ServerError) -> Serve
 /// it queues, and the outputs wanted (a remote predictor sends back only these; empty: all).
 pub struct Call<'a> {
     pub params: &'a Parameters,
+    /// The transport the request came in on (an ensemble's steps count under it).
+    pub protocol: Protocol,
     pub placement: Placement,
     pub wanted: &'a [Wanted],
 }
@@ -126,10 +128,12 @@ pub async fn predict(
 async fn run(
     model: &LoadedModel,
     mut req: Prepared,
+    protocol: Protocol,
 ) -> Result<(InferResponse, Outputs, Duration), ServerError> {
     let inputs = std::mem::take(&mut req.inputs);
     let call = Call {
         params: &req.params,
+        protocol,
         placement: req.placement,
         wanted: &req.outputs.wanted,
     };

@@ -11,12 +11,15 @@ pub enum Backend {
     Candle,
     /// A remote v2 server (`stages.remote`): no files; `input`/`output` must be configured.
     Remote,
+    /// Triton's ensemble (`platform: "ensemble"`): steps through other models; no files.
+    Ensemble,
 }
 
 const ONNX_PLATFORM: &str = "onnxruntime_onnx";
 const ONNX_BACKEND: &str = "onnxruntime";
 const CANDLE_BACKEND: &str = "candle";
 const REMOTE_BACKEND: &str = "remote";
+const ENSEMBLE_PLATFORM: &str = "ensemble";
 
 impl Backend {
     /// Decides the backend, refusing ones Osprey does not serve.
@@ -24,6 +27,7 @@ impl Backend {
         let remote = cfg.stages.as_ref().is_some_and(|s| s.remote.is_some());
         let platform = cfg.platform.as_str();
         match (cfg.backend.as_str(), remote) {
+            ("", false) if platform == ENSEMBLE_PLATFORM => Ok(Backend::Ensemble),
             (REMOTE_BACKEND, _) | ("", true) if platform.is_empty() => Ok(Backend::Remote),
             (CANDLE_BACKEND, false) if platform.is_empty() => Ok(Backend::Candle),
             (ONNX_BACKEND | "", false) if matches!(platform, "" | ONNX_PLATFORM) => Ok(Backend::Onnx),
@@ -31,7 +35,7 @@ impl Backend {
                 "backend '{b}' / platform '{platform}' cannot be combined with stages.remote (leave both empty)"
             )),
             (b, false) => Err(format!(
-                "platform '{platform}' / backend '{b}' is not served; Osprey serves backend \"{ONNX_BACKEND}\" (platform \"{ONNX_PLATFORM}\"), \"{CANDLE_BACKEND}\" and remote predictors"
+                "platform '{platform}' / backend '{b}' is not served; Osprey serves backend \"{ONNX_BACKEND}\" (platform \"{ONNX_PLATFORM}\"), \"{CANDLE_BACKEND}\", platform \"{ENSEMBLE_PLATFORM}\" and remote predictors"
             )),
         }
     }
@@ -41,7 +45,7 @@ impl Backend {
         let default = match self {
             Backend::Onnx => "model.onnx",
             Backend::Candle => "model.safetensors",
-            Backend::Remote => return None,
+            Backend::Remote | Backend::Ensemble => return None,
         };
         Some(if cfg.default_model_filename.is_empty() {
             default.to_string()
@@ -56,6 +60,7 @@ impl Backend {
             Backend::Onnx => (ONNX_PLATFORM, ONNX_BACKEND),
             Backend::Candle => ("", CANDLE_BACKEND),
             Backend::Remote => ("", REMOTE_BACKEND),
+            Backend::Ensemble => (ENSEMBLE_PLATFORM, ""),
         }
     }
 }
@@ -74,6 +79,7 @@ mod tests {
         assert_eq!(of(""), Ok(Backend::Onnx));
         assert_eq!(of("platform: \"onnxruntime_onnx\""), Ok(Backend::Onnx));
         assert_eq!(of("backend: \"candle\""), Ok(Backend::Candle));
+        assert_eq!(of("platform: \"ensemble\""), Ok(Backend::Ensemble));
         assert_eq!(
             of("stages { remote { url: \"http://x:1\" } }"),
             Ok(Backend::Remote)

@@ -5,8 +5,10 @@ use super::files::{self, ModelFiles};
 use super::reshape::Reshapes;
 use super::stats::Stats;
 use super::LoadedModel;
+use super::Registry;
 use crate::cache::{ModelCache, ResponseCache};
 use crate::config::{self, ModelConfig};
+use crate::ensemble::{plan::Plan, Ensemble};
 use crate::metrics::ModelMetrics;
 use crate::scheduler::{BatchPolicy, Scheduler};
 use crate::stages::labels::read_labels;
@@ -18,7 +20,7 @@ use osprey_runtimes::{LoadOptions, Runtime};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// KServe's batcher as server-wide defaults (`--batcher-*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,9 +247,41 @@ fn load_runtimes(
                 runtimes.push(reshapes.wrap(runtime)?);
             }
         }
-        Backend::Remote => {}
+        Backend::Remote | Backend::Ensemble => {}
     }
     Ok(runtimes)
+}
+
+/// Checks each ensemble step's maps against its model, when that model is loaded (a step model
+/// not loaded yet is checked when a request reaches it).
+fn check_steps(plan: &Plan, registry: &Registry) -> Result<(), String> {
+    for step in &plan.steps {
+        let Ok(model) = registry.get(&step.model, step.version.as_deref()) else {
+            continue;
+        };
+        let names = |specs: &[osprey_protocol::TensorSpec]| -> Vec<String> {
+            specs.iter().map(|s| s.name.clone()).collect()
+        };
+        let (ins, outs) = (
+            names(&model.signature.inputs),
+            names(&model.signature.outputs),
+        );
+        if let Some(i) = step.inputs.keys().find(|i| !ins.contains(i)) {
+            return Err(format!(
+                "ensemble_scheduling: {}: input_map names '{i}', which is not an input of the \
+                 model (it has {ins:?})",
+                step.label()
+            ));
+        }
+        if let Some(o) = step.outputs.keys().find(|o| !outs.contains(o)) {
+            return Err(format!(
+                "ensemble_scheduling: {}: output_map names '{o}', which is not an output of the \
+                 model (it has {outs:?})",
+                step.label()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Version `version`'s share of the server's response cache: when its configuration enables
@@ -285,11 +319,21 @@ pub fn load_version(
     version: u64,
     settings: &LoadSettings,
     cancel: &AtomicBool,
+    models: &Weak<Registry>,
 ) -> Result<LoadedModel, String> {
     let mut cfg = base.clone();
     let backend = Backend::of(&cfg)?;
     let stats = Arc::new(Stats::default());
-    let predictor = if let Some(remote) = cfg.stages.as_ref().and_then(|s| s.remote.as_ref()) {
+    let predictor = if backend == Backend::Ensemble {
+        let registry = models.upgrade().ok_or("the model registry is gone")?;
+        let plan = Plan::of(&cfg, |m| registry.model_dir(m).is_some())?;
+        check_steps(&plan, &registry)?;
+        config::complete_remote(&mut cfg, backend.names()).map_err(|e| e.to_string())?;
+        Predictor::Ensemble {
+            ensemble: Box::new(Ensemble::new(plan, models.clone())),
+            metrics: Box::new(ModelMetrics::new(&cfg.name, &version.to_string())),
+        }
+    } else if let Some(remote) = cfg.stages.as_ref().and_then(|s| s.remote.as_ref()) {
         let client = RemoteClient::new(remote, &cfg.name)?;
         config::complete_remote(&mut cfg, backend.names()).map_err(|e| e.to_string())?;
         Predictor::Remote {

@@ -111,6 +111,22 @@ impl Registry {
         self.repository.models()
     }
 
+    /// `names` in an order to load them in: ensembles (`platform: "ensemble"` in their
+    /// config.pbtxt) after the other models, so that their steps are checked against loaded
+    /// models.
+    pub fn load_order(&self, names: Vec<String>) -> Vec<String> {
+        let ensemble = |name: &String| {
+            self.model_dir(name)
+                .and_then(|d| std::fs::read_to_string(d.join("config.pbtxt")).ok())
+                .and_then(|t| crate::config::parse_pbtxt(&t).ok())
+                .is_some_and(|c| c.platform == "ensemble")
+        };
+        let (mut last, mut first): (Vec<String>, Vec<String>) =
+            names.into_iter().partition(ensemble);
+        first.append(&mut last);
+        first
+    }
+
     fn set(&self, name: &str, entry: ModelEntry) -> Result<(), ServerError> {
         self.models
             .write()
@@ -186,11 +202,13 @@ impl Registry {
         let cancel = Arc::new(AtomicBool::new(false));
         *self.loading.lock().map_err(poisoned)? = Some((name.to_string(), cancel.clone()));
         let this = self.clone();
+        let models = Arc::downgrade(self);
         let results = tokio::task::spawn_blocking(move || {
             versions
                 .into_iter()
                 .map(|v| {
-                    let r = load_version(&this.env, &files, &cfg, v, &this.settings, &cancel);
+                    let r =
+                        load_version(&this.env, &files, &cfg, v, &this.settings, &cancel, &models);
                     (v, r)
                 })
                 .collect::<Vec<_>>()

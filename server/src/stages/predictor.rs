@@ -17,6 +17,11 @@ pub enum Predictor {
         client: RemoteClient,
         metrics: Box<ModelMetrics>,
     },
+    /// Triton's ensemble: other models of this server, step by step.
+    Ensemble {
+        ensemble: Box<crate::ensemble::Ensemble>,
+        metrics: Box<ModelMetrics>,
+    },
 }
 
 impl Predictor {
@@ -24,7 +29,7 @@ impl Predictor {
     pub fn metrics(&self) -> &ModelMetrics {
         match self {
             Predictor::Local(s) => s.metrics(),
-            Predictor::Remote { metrics, .. } => metrics,
+            Predictor::Remote { metrics, .. } | Predictor::Ensemble { metrics, .. } => metrics,
         }
     }
 
@@ -32,7 +37,7 @@ impl Predictor {
     pub fn pending(&self) -> usize {
         match self {
             Predictor::Local(s) => s.pending(),
-            Predictor::Remote { .. } => 0,
+            Predictor::Remote { .. } | Predictor::Ensemble { .. } => 0,
         }
     }
 
@@ -41,7 +46,7 @@ impl Predictor {
     pub fn placement(&self, params: &Parameters) -> Result<Placement, ServerError> {
         match self {
             Predictor::Local(s) => Ok(s.placement(params)?),
-            Predictor::Remote { .. } => Ok(Placement::default()),
+            Predictor::Remote { .. } | Predictor::Ensemble { .. } => Ok(Placement::default()),
         }
     }
 
@@ -57,6 +62,10 @@ impl Predictor {
             Predictor::Local(s) => s.submit(inputs, rows, call.placement).await,
             Predictor::Remote { client, .. } => Ok(Executed {
                 outputs: client.infer(inputs, call.wanted, call.params).await?,
+                queue: Duration::ZERO,
+            }),
+            Predictor::Ensemble { ensemble, .. } => Ok(Executed {
+                outputs: ensemble.run(inputs, call.protocol).await?,
                 queue: Duration::ZERO,
             }),
         }
