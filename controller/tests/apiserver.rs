@@ -174,19 +174,25 @@ async fn inference_service_lifecycle() {
     );
     assert_eq!(status.components["predictor"].ready_replicas, 2);
 
-    // Idempotent: a reconcile with an unchanged spec leaves the Deployment's generation alone.
+    // Idempotent: a reconcile that changes nothing of the Deployment (only the autoscaler's
+    // maxReplicas) leaves the Deployment's generation alone. The autoscaler showing the new
+    // maximum says the reconcile has run.
     let generation = deployments
         .get("iris-predictor")
         .await
         .unwrap()
         .metadata
         .generation;
-    let touch = json!({"metadata": {"annotations": {"touched": "1"}}});
+    let touch = json!({"spec": {"predictor": {"maxReplicas": 5}}});
     isvcs
         .patch("iris", &PatchParams::default(), &Patch::Merge(&touch))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    eventually("the autoscaler follows maxReplicas", || async {
+        let h = hpas.get_opt("iris-predictor").await.ok().flatten()?;
+        (h.data["spec"]["maxReplicas"] == 5).then_some(())
+    })
+    .await;
     assert_eq!(
         deployments
             .get("iris-predictor")
