@@ -132,6 +132,13 @@ pub struct ServeArgs {
     /// `response_cache { enable: true }`. Off unless given.
     #[arg(long, value_name = "local,size=N")]
     pub cache_config: Option<crate::cache::CacheConfig>,
+    /// Triton's metrics settings, `KEY=VALUE` (repeatable): `summary_latencies=true` exports the
+    /// latency summaries `nv_inference_*_summary_us` (default false); `summary_quantiles=
+    /// 0.5:0.05,0.9:0.01,...` their quantile:error pairs (default Triton's 0.5, 0.9, 0.95,
+    /// 0.99, 0.999); `counter_latencies=false` drops the `nv_inference_*_duration_us` counters
+    /// (default true).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub metrics_config: Vec<crate::metrics::MetricsSetting>,
     /// Most BYTES elements (strings) in one input of one request; more get 400.
     #[arg(long, default_value_t = 65_536)]
     pub max_bytes_elements: usize,

@@ -131,6 +131,7 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
             }),
         model_symlinks: args.model_symlinks,
         max_instances: args.max_instances_per_model,
+        metrics: crate::metrics::MetricsConfig::from_settings(&args.metrics_config),
         cache: args
             .cache_config
             .map(|c| Arc::new(crate::cache::ResponseCache::new(c.size))),

@@ -156,6 +156,36 @@ fn a_cache_of_size_zero_or_of_unknown_kind_is_refused_at_start() {
 }
 
 #[test]
+fn a_bad_metrics_config_is_refused_at_start_naming_the_flag() {
+    for (spec, why) in [
+        ("summary_latencies=maybe", "'maybe' is not true or false"),
+        (
+            "summary_quantiles=0.5:0.05,2:0.01",
+            "the quantile must be in (0, 1)",
+        ),
+        ("summary_quantiles=0.5", "is not a quantile:error pair"),
+        ("histogram_buckets=1", "unknown key 'histogram_buckets'"),
+    ] {
+        let out = osprey()
+            .args([
+                "serve",
+                "--model-repository",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../models"),
+            ])
+            .args(LOOPBACK_ANY_PORT)
+            .args(["--metrics-config", "summary_latencies=true"])
+            .args(["--metrics-config", spec])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{spec} started");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--metrics-config"), "{spec}: {stderr}");
+        assert!(stderr.contains(why), "{spec}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
 fn a_model_enabling_the_cache_without_a_server_cache_loads_with_a_warning() {
     use std::io::{BufRead, BufReader};
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");

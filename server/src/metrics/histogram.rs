@@ -33,16 +33,9 @@ impl Histogram {
         labels: &[(&str, &str)],
         bounds: &'static [f64],
     ) -> Histogram {
-        let mut rendered = String::new();
-        for (i, (k, v)) in labels.iter().enumerate() {
-            if i > 0 {
-                rendered.push(',');
-            }
-            let _ = write!(rendered, "{k}=\"{}\"", escape(v));
-        }
         let inner = Arc::new(Inner {
             name,
-            labels: rendered,
+            labels: render_labels(labels),
             bounds,
             counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             sum: AtomicU64::new(0f64.to_bits()),
@@ -65,6 +58,18 @@ impl Histogram {
                 Some((f64::from_bits(bits) + v).to_bits())
             });
     }
+}
+
+/// `labels` as Prometheus writes them between braces: `model="mlp",version="1"`.
+pub(super) fn render_labels(labels: &[(&str, &str)]) -> String {
+    let mut rendered = String::new();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            rendered.push(',');
+        }
+        let _ = write!(rendered, "{k}=\"{}\"", escape(v));
+    }
+    rendered
 }
 
 fn escape(v: &str) -> String {

@@ -16,15 +16,22 @@
 //! | `osprey_inference_batch_size` | histogram (rows per execution) | model, version | — |
 //! | `process_cpu_seconds_total` (counter), `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `osprey_cpu_utilization` | read from /proc at scrape | — | nv_cpu_utilization, nv_cpu_memory_used_bytes |
 //!
-//! Beside them, Triton's own series under Triton's names and units ([`triton`]), and every
-//! series carries a `# HELP` line.
+//! Beside them, Triton's own series under Triton's names and units ([`triton`]): its counters
+//! and, with `--metrics-config summary_latencies=true` ([`config`]), its latency summaries;
+//! every series carries a `# HELP` line.
 //!
-//! Modules: [`histogram`] the fixed-memory histograms; [`process`] the /proc series;
-//! [`triton`] Triton's series.
+//! Modules: [`config`] `--metrics-config`; [`histogram`] the fixed-memory histograms;
+//! [`summary`] the fixed-memory sliding-window summaries, over [`sketch`]'s log-linear
+//! buckets; [`process`] the /proc series; [`triton`] Triton's series.
 
+pub mod config;
 mod histogram;
 mod process;
+mod sketch;
+mod summary;
 pub mod triton;
+
+pub use config::{MetricsConfig, MetricsConfigError, MetricsSetting};
 
 use histogram::Histogram;
 use metrics::{Counter, Gauge};
@@ -88,6 +95,12 @@ fn describe() {
     for (name, text) in HELP.iter().chain(triton::HELP) {
         match *name {
             PENDING | triton::PENDING => metrics::describe_gauge!(*name, *text),
+            // Our own summaries ([`summary`]) carry their help text.
+            triton::REQUEST_SUMMARY_US
+            | triton::QUEUE_SUMMARY_US
+            | triton::COMPUTE_INPUT_SUMMARY_US
+            | triton::COMPUTE_INFER_SUMMARY_US
+            | triton::COMPUTE_OUTPUT_SUMMARY_US => {}
             REQUEST_DURATION | QUEUE_DURATION | COMPUTE_INPUT | COMPUTE_INFER | COMPUTE_OUTPUT
             | BATCH_SIZE => {}
             _ => metrics::describe_counter!(*name, *text),
@@ -152,7 +165,8 @@ pub struct ModelMetrics {
 }
 
 impl ModelMetrics {
-    pub fn new(model: &str, version: &str) -> ModelMetrics {
+    /// `config`: `--metrics-config`; `cached`: the model's responses are cached.
+    pub fn new(model: &str, version: &str, config: &MetricsConfig, cached: bool) -> ModelMetrics {
         let hist = |name, bounds| {
             Histogram::register(name, &[("model", model), ("version", version)], bounds)
         };
@@ -191,7 +205,7 @@ impl ModelMetrics {
             compute_infer: hist(COMPUTE_INFER, DURATION_BUCKETS),
             compute_output: hist(COMPUTE_OUTPUT, DURATION_BUCKETS),
             batch_size: hist(BATCH_SIZE, BATCH_BUCKETS),
-            triton: TritonMetrics::new(model, version),
+            triton: TritonMetrics::new(model, version, config, cached),
         }
     }
 
@@ -251,6 +265,7 @@ pub fn router(handle: Option<PrometheusHandle>) -> axum::Router {
             async move {
                 let mut text = handle.map(|h| h.render()).unwrap_or_default();
                 histogram::render(&mut text, help);
+                summary::render(&mut text, help);
                 process::render(&mut text);
                 text
             }

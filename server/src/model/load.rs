@@ -9,7 +9,7 @@ use super::Registry;
 use crate::cache::{ModelCache, ResponseCache};
 use crate::config::{self, ModelConfig};
 use crate::ensemble::{plan::Plan, Ensemble};
-use crate::metrics::ModelMetrics;
+use crate::metrics::{MetricsConfig, ModelMetrics};
 use crate::scheduler::{BatchPolicy, Scheduler};
 use crate::stages::labels::read_labels;
 use crate::stages::{Predictor, RemoteClient, Stages};
@@ -70,6 +70,8 @@ pub struct LoadSettings {
     pub limits: super::RequestLimits,
     /// The server's response cache (`--cache-config`), for models that enable it.
     pub cache: Option<Arc<ResponseCache>>,
+    /// Which latency series the models export (`--metrics-config`).
+    pub metrics: MetricsConfig,
 }
 
 /// Reads a model's configuration (`given`, as a load request's `config` parameter carries it,
@@ -324,6 +326,10 @@ pub fn load_version(
     let mut cfg = base.clone();
     let backend = Backend::of(&cfg)?;
     let stats = Arc::new(Stats::default());
+    // Whether [`response_cache`] will give this version a cache (its request summary is
+    // then left out, as in Triton).
+    let cached = settings.cache.is_some() && base.response_cache.as_ref().is_some_and(|c| c.enable);
+    let metrics = ModelMetrics::new(&base.name, &version.to_string(), &settings.metrics, cached);
     let predictor = if backend == Backend::Ensemble {
         let registry = models.upgrade().ok_or("the model registry is gone")?;
         let plan = Plan::of(&cfg, |m| registry.model_dir(m).is_some())?;
@@ -331,14 +337,14 @@ pub fn load_version(
         config::complete_remote(&mut cfg, backend.names()).map_err(|e| e.to_string())?;
         Predictor::Ensemble {
             ensemble: Box::new(Ensemble::new(plan, models.clone())),
-            metrics: Box::new(ModelMetrics::new(&cfg.name, &version.to_string())),
+            metrics: Box::new(metrics),
         }
     } else if let Some(remote) = cfg.stages.as_ref().and_then(|s| s.remote.as_ref()) {
         let client = RemoteClient::new(remote, &cfg.name)?;
         config::complete_remote(&mut cfg, backend.names()).map_err(|e| e.to_string())?;
         Predictor::Remote {
             client,
-            metrics: Box::new(ModelMetrics::new(&cfg.name, &version.to_string())),
+            metrics: Box::new(metrics),
         }
     } else {
         let mut runtimes = load_runtimes(backend, env, files, version, &cfg, settings, cancel)?;
@@ -356,7 +362,7 @@ pub fn load_version(
         let policy = BatchPolicy::from_config(&cfg, settings.queue_per_instance * runtimes.len());
         Predictor::Local(Scheduler::start(
             &cfg.name,
-            &version.to_string(),
+            metrics,
             runtimes,
             policy,
             stats.clone(),

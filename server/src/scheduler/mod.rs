@@ -115,7 +115,7 @@ impl Scheduler {
     /// Starts one thread per runtime, and the timekeeper when the policy has queue timeouts.
     pub fn start(
         model: &str,
-        version: &str,
+        metrics: ModelMetrics,
         runtimes: Vec<Box<dyn Runtime>>,
         policy: BatchPolicy,
         stats: Arc<Stats>,
@@ -124,7 +124,7 @@ impl Scheduler {
             model: model.to_string(),
             orderer: Orderer::new(policy.preserve_ordering),
             stats,
-            metrics: ModelMetrics::new(model, version),
+            metrics,
             pads: policy.pads.clone(),
             last_compute_ns: AtomicU64::new(u64::MAX),
             #[cfg(test)]

@@ -4,6 +4,7 @@
 use super::policy::{BatchPolicy, OnTimeout, QueuePolicy};
 use super::Scheduler;
 use crate::error::ServerError;
+use crate::metrics::{MetricsConfig, ModelMetrics};
 use crate::model::stats::Stats;
 use osprey_protocol::{Parameters, Tensor, TensorData, TensorSpec};
 use osprey_runtimes::{Runtime, RuntimeError};
@@ -96,7 +97,13 @@ fn start(policy: BatchPolicy, instances: usize, gated: bool, slow: bool) -> Setu
             }) as Box<dyn Runtime>
         })
         .collect();
-    let scheduler = Scheduler::start("m", "1", runtimes, policy, Arc::new(Stats::default()));
+    let scheduler = Scheduler::start(
+        "m",
+        test_metrics(),
+        runtimes,
+        policy,
+        Arc::new(Stats::default()),
+    );
     Setup {
         scheduler: Arc::new(scheduler),
         batches,
@@ -394,7 +401,13 @@ fn recorder(policy: BatchPolicy) -> (Scheduler, Arc<Mutex<Vec<String>>>) {
     let runtime = Box::new(ThreadRecorder {
         threads: threads.clone(),
     }) as Box<dyn Runtime>;
-    let s = Scheduler::start("m", "1", vec![runtime], policy, Arc::new(Stats::default()));
+    let s = Scheduler::start(
+        "m",
+        test_metrics(),
+        vec![runtime],
+        policy,
+        Arc::new(Stats::default()),
+    );
     (s, threads)
 }
 
@@ -428,4 +441,8 @@ async fn without_an_inline_limit_every_request_goes_to_the_instance() {
     }
     let threads = threads.lock().expect("threads").clone();
     assert_eq!(threads, vec!["osprey-m-0".to_string(); 3]);
+}
+
+fn test_metrics() -> ModelMetrics {
+    ModelMetrics::new("m", "1", &MetricsConfig::default(), false)
 }
