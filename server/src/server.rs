@@ -183,6 +183,11 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
     );
     state.model_control = args.model_control_mode;
     state.log_requests = args.log_requests;
+    if !args.trace_config.is_empty() {
+        let config = crate::trace::config::TraceConfig::from_options(&args.trace_config);
+        tracing::info!(enabled = config.enabled, rate = config.rate, url = %config.url, "traces (OTLP/HTTP)");
+        state.tracer = crate::trace::Tracer::start(&config);
+    }
     Ok(Arc::new(state))
 }
 
@@ -197,6 +202,9 @@ const GRPC_STREAM_WINDOW: u32 = 1 << 20;
 /// connection window that ended the connection after a few thousand messages. 32 MiB allows
 /// about two streams full of the smallest possible requests (~30 bytes).
 const GRPC_CONNECTION_WINDOW: u32 = 32 << 20;
+
+/// Longest the exporter may take to send buffered spans at shutdown.
+const TRACE_FLUSH: Duration = Duration::from_secs(3);
 
 async fn until(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
@@ -332,6 +340,8 @@ pub async fn run(
         Ok::<(), StartError>(())
     })
     .await;
+    // Spans still buffered leave now, within a short bound.
+    state.tracer.flush(TRACE_FLUSH).await;
     match drained {
         Ok(r) => r,
         Err(_) => {
