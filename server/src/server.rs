@@ -183,11 +183,12 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
     );
     state.model_control = args.model_control_mode;
     state.log_requests = args.log_requests;
-    if !args.trace_config.is_empty() {
-        let config = crate::trace::config::TraceConfig::from_options(&args.trace_config);
-        tracing::info!(enabled = config.enabled, rate = config.rate, url = %config.url, "traces (OTLP/HTTP)");
-        state.tracer = crate::trace::Tracer::start(&config);
+    // The exporter starts even with tracing off: the trace setting API may turn it on.
+    let config = crate::trace::config::TraceConfig::from_options(&args.trace_config);
+    if config.enabled {
+        tracing::info!(rate = config.rate, url = %config.url, "tracing requests (OTLP/HTTP)");
     }
+    state.tracer = crate::trace::Tracer::start(&config);
     Ok(Arc::new(state))
 }
 

@@ -335,3 +335,25 @@ fn bad_trace_config_stops_the_start_naming_the_flag() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_settings_are_an_admin_api() {
+    let repo = temp_repo_with(&["mlp"]);
+    let s = TestServer::start_with(repo.path(), |a| a.admin_port = Some(0)).await;
+    let admin = s.admin.expect("an admin listener");
+    for path in ["/v2/trace/setting", "/v2/models/mlp/trace/setting"] {
+        let (status, v) = s.get(path).await;
+        assert_eq!(status, 403, "{path}: {v}");
+        let r = s
+            .client
+            .get(format!("http://{admin}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["trace_level"], json!(["OFF"]), "{path}: {v}");
+        assert_eq!(v["trace_rate"], "1000", "{path}: {v}");
+    }
+    s.shutdown().await;
+}

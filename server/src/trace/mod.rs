@@ -6,11 +6,11 @@
 //! `Instant`s the statistics already take. A W3C `traceparent` makes the root a child of the
 //! caller's span.
 //!
-//! - [`config`]: `--trace-config`.
-//! - [`settings`]: what a request reads to decide, and Triton's trace setting API.
-//! - [`context`]: ids, `traceparent`, wall-clock times.
-//! - [`span`]: one request's trace.
-//! - [`export`]: the batching OTLP/HTTP exporter task.
+//! - [`config`] reads `--trace-config`.
+//! - [`settings`] is what a request reads to decide, and Triton's trace setting API.
+//! - [`context`] makes ids, reads `traceparent`, and gives wall-clock times.
+//! - [`span`] is one request's trace.
+//! - [`export`] is the batching OTLP/HTTP exporter task.
 
 pub mod config;
 pub mod context;

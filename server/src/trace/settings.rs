@@ -58,7 +58,7 @@ impl Live {
             return false;
         }
         let n = self.seen.fetch_add(1, Relaxed);
-        if n % self.rate.load(Relaxed).max(1) != 0 {
+        if !n.is_multiple_of(self.rate.load(Relaxed).max(1)) {
             return false;
         }
         self.count
