@@ -14,6 +14,7 @@ use osprey_protocol::grpc::{request_from_grpc, response_to_grpc};
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio_stream::Stream;
+use tonic::metadata::AsciiMetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
 /// The inference service over the shared state.
@@ -27,20 +28,19 @@ impl InferenceService {
     }
 }
 
-/// The W3C `traceparent` a call's metadata carries, if any.
-fn traceparent(metadata: &tonic::metadata::MetadataMap) -> Option<Arc<str>> {
-    metadata
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .map(Arc::from)
+/// The W3C `traceparent` a call's metadata carries, if any (a reference-counted copy: nothing
+/// is allocated for a request that is not traced).
+fn traceparent(metadata: &tonic::metadata::MetadataMap) -> Option<AsciiMetadataValue> {
+    metadata.get("traceparent").cloned()
 }
 
 async fn model_infer(
     state: &AppState,
     req: ModelInferRequest,
-    parent: Option<&str>,
+    parent: Option<&AsciiMetadataValue>,
 ) -> Result<ModelInferResponse, ServerError> {
     let grpc = crate::metrics::Protocol::Grpc;
+    let parent = parent.and_then(|v| v.to_str().ok());
     let mut trace = state.tracer.sample(&req.model_name, grpc, parent);
     let result = model_infer_logged(state, req, &mut trace).await;
     trace.finish(
@@ -185,7 +185,7 @@ impl GrpcInferenceService for InferenceService {
         super::allow(&self.state.grpc_access, Category::Inference, r.metadata())?;
         let parent = traceparent(r.metadata());
         Ok(Response::new(
-            model_infer(&self.state, r.into_inner(), parent.as_deref()).await?,
+            model_infer(&self.state, r.into_inner(), parent.as_ref()).await?,
         ))
     }
 
@@ -209,7 +209,7 @@ impl GrpcInferenceService for InferenceService {
                     let (state, parent) = (state.clone(), parent.clone());
                     async move {
                         let req = msg?;
-                        Ok::<_, Status>(match model_infer(&state, req, parent.as_deref()).await {
+                        Ok::<_, Status>(match model_infer(&state, req, parent.as_ref()).await {
                             Ok(resp) => ModelStreamInferResponse {
                                 error_message: String::new(),
                                 infer_response: Some(resp),
