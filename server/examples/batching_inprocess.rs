@@ -13,6 +13,7 @@ use osprey_server::infer::{infer, Prepared};
 use osprey_server::metrics::Protocol;
 use osprey_server::model::layout::Repository;
 use osprey_server::model::{LoadSettings, Registry};
+use osprey_server::trace::RequestTrace;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
                                 ..Default::default()
                             };
                             let req = Prepared::new(&model, req)?;
-                            infer(&model, req, Protocol::Grpc).await?;
+                            infer(&model, req, Protocol::Grpc, &mut RequestTrace::off()).await?;
                             n += 1;
                         }
                         anyhow::Ok(n)

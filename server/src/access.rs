@@ -78,6 +78,7 @@ impl Category {
             ["v2", "health", ..] => Some(Category::Health),
             ["v2", "repository", ..] => Some(Category::ModelRepository),
             ["v2", "models", "stats"] => Some(Category::Statistics),
+            ["v2", "trace", ..] => Some(Category::Trace),
             ["v1", "models", ..] => Some(Category::Inference),
             ["v2", "models", _, rest @ ..] => {
                 let rest = match rest {
@@ -90,6 +91,7 @@ impl Category {
                     ["config"] => Some(Category::ModelConfig),
                     ["stats"] => Some(Category::Statistics),
                     ["infer"] | ["explain"] => Some(Category::Inference),
+                    ["trace", "setting"] => Some(Category::Trace),
                     _ => None,
                 }
             }
@@ -332,6 +334,8 @@ mod tests {
             ("/v2/models/stats", Some(Statistics)),
             ("/v2/models/m/stats", Some(Statistics)),
             ("/v2/repository/models/m/load", Some(ModelRepository)),
+            ("/v2/trace/setting", Some(Trace)),
+            ("/v2/models/m/trace/setting", Some(Trace)),
             ("/nope", None),
         ] {
             assert_eq!(Category::of_rest_path(path), cat, "{path}");

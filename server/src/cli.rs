@@ -15,6 +15,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start-up and matched once: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the models of a model repository over REST, gRPC and Prometheus metrics.
@@ -222,6 +224,12 @@ pub struct ServeArgs {
     /// Path of libonnxruntime.so (else ORT_DYLIB_PATH, the project's .venv, Python's site-packages).
     #[arg(long, value_name = "PATH")]
     pub onnxruntime_library: Option<PathBuf>,
+    /// Triton's trace configuration, repeatable: `mode=opentelemetry`, `level=TIMESTAMPS|OFF`
+    /// (default OFF: no tracing), `rate=N` (one request in N, default 1000), `count=N` (-1: no
+    /// limit), `opentelemetry,url=HOST:PORT/PATH` (OTLP/HTTP endpoint, default
+    /// http://localhost:4318/v1/traces), `opentelemetry,resource=KEY=VALUE`.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub trace_config: Vec<crate::trace::config::TraceOption>,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,

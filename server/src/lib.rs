@@ -6,7 +6,8 @@
 //! instances, statistics). [`cache`] is Triton's response cache; [`ensemble`] runs Triton's
 //! ensembles. [`config`] reads Triton's
 //! `config.pbtxt`. [`access`] (restricted APIs, bearer tokens) and [`tls`] guard the front
-//! ends; `http::serve` and `grpc::incoming` bound their connections.
+//! ends; `http::serve` and `grpc::incoming` bound their connections. [`trace`] samples requests
+//! and exports their spans (decode, queue, compute, encode) over OTLP/HTTP.
 
 pub mod access;
 pub mod cache;
@@ -26,6 +27,7 @@ pub mod server;
 pub mod stages;
 pub mod state;
 pub mod tls;
+pub mod trace;
 pub mod views;
 
 pub use error::ServerError;

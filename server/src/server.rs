@@ -184,6 +184,12 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
     );
     state.model_control = args.model_control_mode;
     state.log_requests = args.log_requests;
+    // The exporter starts even with tracing off: the trace setting API may turn it on.
+    let config = crate::trace::config::TraceConfig::from_options(&args.trace_config);
+    if config.enabled {
+        tracing::info!(rate = config.rate, url = %config.url, "tracing requests (OTLP/HTTP)");
+    }
+    state.tracer = crate::trace::Tracer::start(&config);
     Ok(Arc::new(state))
 }
 
@@ -198,6 +204,9 @@ const GRPC_STREAM_WINDOW: u32 = 1 << 20;
 /// connection window that ended the connection after a few thousand messages. 32 MiB allows
 /// about two streams full of the smallest possible requests (~30 bytes).
 const GRPC_CONNECTION_WINDOW: u32 = 32 << 20;
+
+/// Longest the exporter may take to send buffered spans at shutdown.
+const TRACE_FLUSH: Duration = Duration::from_secs(3);
 
 async fn until(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
@@ -333,6 +342,8 @@ pub async fn run(
         Ok::<(), StartError>(())
     })
     .await;
+    // Spans still buffered leave now, within a short bound.
+    state.tracer.flush(TRACE_FLUSH).await;
     match drained {
         Ok(r) => r,
         Err(_) => {

@@ -23,6 +23,8 @@ pub struct AppState {
     pub model_control: crate::model::control::ModelControl,
     /// One access log line per inference request (`--log-requests`).
     pub log_requests: bool,
+    /// Which requests are traced, and where their spans go (`--trace-config`).
+    pub tracer: Arc<crate::trace::Tracer>,
     shutting_down: AtomicBool,
 }
 
@@ -45,6 +47,7 @@ impl AppState {
             explain_limits,
             model_control: crate::model::control::ModelControl::Explicit,
             log_requests: false,
+            tracer: crate::trace::Tracer::disabled(),
             shutting_down: AtomicBool::new(false),
         }
     }

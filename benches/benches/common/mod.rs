@@ -40,7 +40,12 @@ pub async fn infer(
     req: osprey_protocol::InferRequest,
 ) -> Result<osprey_protocol::InferResponse, osprey_server::ServerError> {
     let req = osprey_server::infer::Prepared::new(model, req)?;
-    let (resp, _) =
-        osprey_server::infer::infer(model, req, osprey_server::metrics::Protocol::Grpc).await?;
+    let (resp, _) = osprey_server::infer::infer(
+        model,
+        req,
+        osprey_server::metrics::Protocol::Grpc,
+        &mut osprey_server::trace::RequestTrace::off(),
+    )
+    .await?;
     Ok(resp)
 }

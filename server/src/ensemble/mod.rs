@@ -78,7 +78,8 @@ impl Ensemble {
             };
             let prepared = Prepared::new(&model, req).map_err(in_step)?;
             // Boxed: an ensemble may call an ensemble.
-            let (resp, _) = Box::pin(infer(&model, prepared, protocol))
+            let mut untraced = crate::trace::RequestTrace::off();
+            let (resp, _) = Box::pin(infer(&model, prepared, protocol, &mut untraced))
                 .await
                 .map_err(in_step)?;
             for mut t in resp.outputs {

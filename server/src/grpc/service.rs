@@ -5,6 +5,7 @@ use crate::error::ServerError;
 use crate::http::EXTENSIONS;
 use crate::infer::{infer, Prepared};
 use crate::state::AppState;
+use crate::trace::RequestTrace;
 use crate::views;
 use osprey_protocol::grpc::inference::grpc_inference_service_server::GrpcInferenceService;
 use osprey_protocol::grpc::inference::repository_index_response::ModelIndex;
@@ -13,6 +14,7 @@ use osprey_protocol::grpc::{request_from_grpc, response_to_grpc};
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio_stream::Stream;
+use tonic::metadata::AsciiMetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
 /// The inference service over the shared state.
@@ -26,12 +28,37 @@ impl InferenceService {
     }
 }
 
+/// The W3C `traceparent` a call's metadata carries, if any (a reference-counted copy: nothing
+/// is allocated for a request that is not traced).
+fn traceparent(metadata: &tonic::metadata::MetadataMap) -> Option<AsciiMetadataValue> {
+    metadata.get("traceparent").cloned()
+}
+
 async fn model_infer(
     state: &AppState,
     req: ModelInferRequest,
+    parent: Option<&AsciiMetadataValue>,
+) -> Result<ModelInferResponse, ServerError> {
+    let grpc = crate::metrics::Protocol::Grpc;
+    let parent = parent.and_then(|v| v.to_str().ok());
+    let mut trace = state.tracer.sample(&req.model_name, grpc, parent);
+    let result = model_infer_logged(state, req, &mut trace).await;
+    trace.finish(
+        result
+            .as_ref()
+            .err()
+            .map(|e| (e.kind().label(), e.to_string())),
+    );
+    result
+}
+
+async fn model_infer_logged(
+    state: &AppState,
+    req: ModelInferRequest,
+    trace: &mut RequestTrace,
 ) -> Result<ModelInferResponse, ServerError> {
     if !state.log_requests {
-        return model_infer_once(state, req).await;
+        return model_infer_once(state, req, trace).await;
     }
     let started = std::time::Instant::now();
     let (model, version, id) = (
@@ -39,7 +66,7 @@ async fn model_infer(
         req.model_version.clone(),
         req.id.clone(),
     );
-    let result = model_infer_once(state, req).await;
+    let result = model_infer_once(state, req, trace).await;
     let code = result
         .as_ref()
         .err()
@@ -60,17 +87,25 @@ async fn model_infer(
 async fn model_infer_once(
     state: &AppState,
     req: ModelInferRequest,
+    trace: &mut RequestTrace,
 ) -> Result<ModelInferResponse, ServerError> {
+    let decoding = trace.now();
     let model = state
         .registry
         .get(&req.model_name, Some(&req.model_version))?;
+    trace.request(model.version, None);
     let grpc = crate::metrics::Protocol::Grpc;
     let prepared = request_from_grpc(req)
         .map_err(ServerError::from)
         .and_then(|r| Prepared::new(&model, r))
         .map_err(|e| crate::infer::refused(&model, grpc, e))?;
-    let (resp, _) = infer(&model, prepared, grpc).await?;
-    Ok(response_to_grpc(resp))
+    trace.request(model.version, prepared.id.as_deref());
+    trace.decoded(decoding);
+    let (resp, _) = infer(&model, prepared, grpc, trace).await?;
+    let encoding = trace.now();
+    let resp = response_to_grpc(resp);
+    trace.encoded(encoding);
+    Ok(resp)
 }
 
 /// Requests of one stream running at once.
@@ -148,8 +183,9 @@ impl GrpcInferenceService for InferenceService {
         r: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
         super::allow(&self.state.grpc_access, Category::Inference, r.metadata())?;
+        let parent = traceparent(r.metadata());
         Ok(Response::new(
-            model_infer(&self.state, r.into_inner()).await?,
+            model_infer(&self.state, r.into_inner(), parent.as_ref()).await?,
         ))
     }
 
@@ -160,6 +196,8 @@ impl GrpcInferenceService for InferenceService {
         r: Request<Streaming<ModelInferRequest>>,
     ) -> Result<Response<Self::ModelStreamInferStream>, Status> {
         super::allow(&self.state.grpc_access, Category::Inference, r.metadata())?;
+        // The stream's trace context is every message's parent.
+        let parent = traceparent(r.metadata());
         let incoming = r.into_inner();
         let state = self.state.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_IN_FLIGHT);
@@ -168,10 +206,10 @@ impl GrpcInferenceService for InferenceService {
             // stream can fill a batch; answers go back in request order.
             let answers = futures::StreamExt::buffered(
                 futures::StreamExt::map(incoming, |msg| {
-                    let state = state.clone();
+                    let (state, parent) = (state.clone(), parent.clone());
                     async move {
                         let req = msg?;
-                        Ok::<_, Status>(match model_infer(&state, req).await {
+                        Ok::<_, Status>(match model_infer(&state, req, parent.as_ref()).await {
                             Ok(resp) => ModelStreamInferResponse {
                                 error_message: String::new(),
                                 infer_response: Some(resp),

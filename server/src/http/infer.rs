@@ -5,6 +5,7 @@ use crate::error::ServerError;
 use crate::infer::{infer as run_inference, Prepared};
 use crate::model::LoadedModel;
 use crate::state::AppState;
+use crate::trace::RequestTrace;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -46,19 +47,35 @@ pub async fn infer(
 ) -> Response {
     // The request is taken whole: its headers are read in place, not copied out.
     let (parts, body) = req.into_parts();
-    match handle(&s, p, &parts.headers, body).await {
+    let http = crate::metrics::Protocol::Http;
+    let traceparent = || parts.headers.get(TRACEPARENT).and_then(|v| v.to_str().ok());
+    let mut trace = s.tracer.sample(&p.model, http, traceparent());
+    let result = handle(&s, p, &parts.headers, body, &mut trace).await;
+    trace.finish(
+        result
+            .as_ref()
+            .err()
+            .map(|e| (e.kind().label(), e.to_string())),
+    );
+    match result {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
+
+/// W3C trace context: the caller's span, which a traced request's root joins.
+const TRACEPARENT: &str = "traceparent";
 
 async fn handle(
     s: &AppState,
     p: ModelPath,
     headers: &HeaderMap,
     body: Body,
+    trace: &mut RequestTrace,
 ) -> Result<Response, ServerError> {
+    let decoding = trace.now();
     let model = s.registry.get(&p.model, p.version.as_deref())?;
+    trace.request(model.version, None);
     let header_len = header_length(headers)?;
     let bytes = read_body(body, s.http_max_body).await?;
     let http = crate::metrics::Protocol::Http;
@@ -81,7 +98,10 @@ async fn handle(
         Prepared::new(&model, req)
     })();
     let req = prepared.map_err(|e| crate::infer::refused(&model, http, e))?;
-    let (resp, outputs) = run_inference(&model, req, crate::metrics::Protocol::Http).await?;
+    trace.request(model.version, req.id.as_deref());
+    trace.decoded(decoding);
+    let (resp, outputs) = run_inference(&model, req, http, trace).await?;
+    let encoding = trace.now();
     let encoded = rest::encode_response(&resp, |name| outputs.binary(name))?;
     let mut out = (StatusCode::OK, encoded.body).into_response();
     let h = out.headers_mut();
@@ -100,5 +120,6 @@ async fn handle(
             );
         }
     }
+    trace.encoded(encoding);
     Ok(out)
 }

@@ -8,6 +8,7 @@ mod infer;
 mod models;
 mod repository;
 pub mod serve;
+mod trace;
 mod v1;
 
 use crate::access::{Access, Category, Denied};
@@ -71,6 +72,14 @@ pub fn router(state: Arc<AppState>, access: Arc<Access>) -> Router {
             post(explain::explain_v2),
         )
         .route("/v1/models/{spec}", post(v1::v1))
+        .route(
+            "/v2/trace/setting",
+            get(trace::get_global).post(trace::post_global),
+        )
+        .route(
+            "/v2/models/{model}/trace/setting",
+            get(trace::get_model).post(trace::post_model),
+        )
         .route("/v2/repository/index", post(repository::index))
         .route("/v2/repository/models/{model}/load", post(repository::load))
         .route(

@@ -10,6 +10,7 @@ use crate::infer::{infer, Prepared};
 use crate::metrics::Protocol;
 use crate::model::LoadedModel;
 use crate::state::AppState;
+use crate::trace::RequestTrace;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -39,7 +40,7 @@ pub async fn v1(State(s): State<Arc<AppState>>, Path(spec): Path<String>, body: 
         }
         let prepared = Prepared::new(&model, req)
             .map_err(|e| crate::infer::refused(&model, Protocol::Http, e))?;
-        let (resp, _) = infer(&model, prepared, Protocol::Http).await?;
+        let (resp, _) = infer(&model, prepared, Protocol::Http, &mut RequestTrace::off()).await?;
         let first = resp.outputs.into_iter().next().ok_or_else(|| {
             ServerError::Internal(format!("model '{}' returned no output", model.name))
         })?;

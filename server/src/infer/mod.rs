@@ -10,7 +10,8 @@ use crate::classify::classify;
 use crate::error::ServerError;
 use crate::metrics::Protocol;
 use crate::model::LoadedModel;
-use crate::scheduler::Placement;
+use crate::scheduler::{Placement, Times};
+use crate::trace::RequestTrace;
 use osprey_protocol::{InferResponse, Parameters, Tensor};
 pub use prepared::{Outputs, Prepared, Wanted};
 use std::time::{Duration, Instant};
@@ -18,11 +19,13 @@ use std::time::{Duration, Instant};
 /// Runs a prepared request on a ready model version and records statistics and metrics.
 /// Returns the answer and the request's output choices (the REST encoder needs them).
 /// A model with a response cache answers a request it has answered before from the cache,
-/// without the scheduler or the runtime; a miss runs and its answer is stored.
+/// without the scheduler or the runtime; a miss runs and its answer is stored. A traced request
+/// gets the scheduler's queue and compute times in `trace`.
 pub async fn infer(
     model: &LoadedModel,
     req: Prepared,
     protocol: Protocol,
+    trace: &mut RequestTrace,
 ) -> Result<(InferResponse, Outputs), ServerError> {
     let start = Instant::now();
     let cached = model
@@ -68,8 +71,11 @@ pub async fn infer(
     let elapsed = start.elapsed();
     let metrics = model.predictor.metrics();
     match &result {
-        Ok((_, _, queue)) => {
-            model.stats.request_succeeded(elapsed, *queue, rows as u64);
+        Ok((_, _, times)) => {
+            trace.executed(times);
+            model
+                .stats
+                .request_succeeded(elapsed, times.queue, rows as u64);
             metrics.request_succeeded(protocol, elapsed, rows as u64);
         }
         Err(e) => {
@@ -113,23 +119,23 @@ pub struct Call<'a> {
 }
 
 /// Runs client-facing inputs of `rows` rows through the steps before the predictor and the
-/// predictor; returns the predictor's outputs (before any step after it) and the time queued.
+/// predictor; returns the predictor's outputs (before any step after it) and its times.
 pub async fn predict(
     model: &LoadedModel,
     mut inputs: Vec<Tensor>,
     rows: usize,
     call: Call<'_>,
-) -> Result<(Vec<Tensor>, Duration), ServerError> {
+) -> Result<(Vec<Tensor>, Times), ServerError> {
     model.stages.preprocess(&mut inputs)?;
     let executed = model.predictor.predict(inputs, rows, call).await?;
-    Ok((executed.outputs, executed.queue))
+    Ok((executed.outputs, executed.times))
 }
 
 async fn run(
     model: &LoadedModel,
     mut req: Prepared,
     protocol: Protocol,
-) -> Result<(InferResponse, Outputs, Duration), ServerError> {
+) -> Result<(InferResponse, Outputs, Times), ServerError> {
     let inputs = std::mem::take(&mut req.inputs);
     let call = Call {
         params: &req.params,
@@ -137,7 +143,7 @@ async fn run(
         placement: req.placement,
         wanted: &req.outputs.wanted,
     };
-    let (mut outputs, queue) = predict(model, inputs, req.rows, call).await?;
+    let (mut outputs, times) = predict(model, inputs, req.rows, call).await?;
     model.stages.postprocess(&mut outputs)?;
     if !req.outputs.wanted.is_empty() {
         // Requested outputs come back in the order they were asked for.
@@ -153,5 +159,5 @@ async fn run(
         }
         outputs = picked;
     }
-    Ok((response(model, req.id, outputs), req.outputs, queue))
+    Ok((response(model, req.id, outputs), req.outputs, times))
 }

@@ -80,6 +80,18 @@ const HELP: &[(&str, &str)] = &[
         "Time splitting a batch's outputs per request, in seconds",
     ),
     (BATCH_SIZE, "Rows per model execution"),
+    (
+        crate::trace::export::EXPORTED,
+        "Trace spans sent to the OTLP endpoint (--trace-config)",
+    ),
+    (
+        crate::trace::export::DROPPED,
+        "Trace spans dropped because the export queue was full",
+    ),
+    (
+        crate::trace::export::FAILED,
+        "Trace spans whose export to the OTLP endpoint failed",
+    ),
 ];
 
 /// The help text of a series Osprey exports.

@@ -75,13 +75,21 @@ pub(super) fn run_batch(
                 times.compute_infer,
                 times.compute_output,
             );
+            let compute = times.compute_input + times.compute_infer + times.compute_output;
             for ((seq, reply, queue, _), outputs) in replies.into_iter().zip(split) {
                 shared.deliver(
                     seq,
                     Some(Delivery {
                         seq,
                         reply,
-                        result: Ok(super::Executed { outputs, queue }),
+                        result: Ok(super::Executed {
+                            outputs,
+                            times: super::Times {
+                                started: start,
+                                queue,
+                                compute,
+                            },
+                        }),
                     }),
                 );
             }

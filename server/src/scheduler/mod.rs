@@ -39,8 +39,19 @@ use tokio::sync::oneshot;
 /// What a request gets back from its execution.
 pub struct Executed {
     pub outputs: Vec<Tensor>,
-    /// Time spent in the queue.
+    pub times: Times,
+}
+
+/// When a request's batch started and how long it queued and computed: the times the
+/// statistics take, given back for traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Times {
+    /// When an instance took the batch (or a remote call began).
+    pub started: Instant,
+    /// Time spent in the queue, before `started`.
     pub queue: Duration,
+    /// The batch's compute time (input, inference, output), from `started`.
+    pub compute: Duration,
 }
 
 /// A request waiting to run.

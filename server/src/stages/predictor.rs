@@ -5,9 +5,9 @@ use super::RemoteClient;
 use crate::error::ServerError;
 use crate::infer::Call;
 use crate::metrics::ModelMetrics;
-use crate::scheduler::{Executed, Placement, Scheduler};
+use crate::scheduler::{Executed, Placement, Scheduler, Times};
 use osprey_protocol::{Parameters, Tensor};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub enum Predictor {
     /// This server's instances, behind the model's batcher.
@@ -60,14 +60,30 @@ impl Predictor {
     ) -> Result<Executed, ServerError> {
         match self {
             Predictor::Local(s) => s.submit(inputs, rows, call.placement).await,
-            Predictor::Remote { client, .. } => Ok(Executed {
-                outputs: client.infer(inputs, call.wanted, call.params).await?,
-                queue: Duration::ZERO,
-            }),
-            Predictor::Ensemble { ensemble, .. } => Ok(Executed {
-                outputs: ensemble.run(inputs, call.protocol).await?,
-                queue: Duration::ZERO,
-            }),
+            Predictor::Remote { client, .. } => {
+                let started = Instant::now();
+                let outputs = client.infer(inputs, call.wanted, call.params).await?;
+                Ok(Executed {
+                    outputs,
+                    times: Times {
+                        started,
+                        queue: Duration::ZERO,
+                        compute: started.elapsed(),
+                    },
+                })
+            }
+            Predictor::Ensemble { ensemble, .. } => {
+                let started = Instant::now();
+                let outputs = ensemble.run(inputs, call.protocol).await?;
+                Ok(Executed {
+                    outputs,
+                    times: Times {
+                        started,
+                        queue: Duration::ZERO,
+                        compute: started.elapsed(),
+                    },
+                })
+            }
         }
     }
 }
