@@ -53,8 +53,8 @@ def make_repo(dst: Path, models, strip_parameters: bool) -> list[str]:
         for name, text in ((model, plain + "dynamic_batching { }\n"), (f"{model}_nobatch", plain)):
             d = dst / name
             (d / "1").mkdir(parents=True)
-            # A link, not a copy: heavy's model.onnx is 21 MB.
-            os.symlink(src / "1" / "model.onnx", d / "1" / "model.onnx")
+            # A copy: the server refuses model files that are symlinks out of their model.
+            shutil.copyfile(src / "1" / "model.onnx", d / "1" / "model.onnx")
             (d / "config.pbtxt").write_text(re.sub(r'name: "[^"]*"', f'name: "{name}"', text, count=1))
             names.append(name)
     return names

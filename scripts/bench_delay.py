@@ -15,6 +15,7 @@ from its statistics (the time the batcher held the request). Usage:
 import argparse
 import csv
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,7 +43,8 @@ def main() -> None:
     for d in delays:
         m = work / "repo" / f"mlp_d{d}"
         (m / "1").mkdir(parents=True)
-        os.symlink(ROOT / "models" / "mlp" / "1" / "model.onnx", m / "1" / "model.onnx")
+        # A copy: the server refuses model files that are symlinks out of their model.
+        shutil.copyfile(ROOT / "models" / "mlp" / "1" / "model.onnx", m / "1" / "model.onnx")
         (m / "config.pbtxt").write_text(
             CONFIG.replace("@NAME@", f"mlp_d{d}").replace(
                 "@BATCHING@", f"dynamic_batching {{ max_queue_delay_microseconds: {d} }}"
