@@ -19,6 +19,21 @@ fn osprey() -> Command {
     Command::new(env!("CARGO_BIN_EXE_osprey"))
 }
 
+/// `osprey serve` on the bundled models, on loopback, with `flags`: its exit and output (for
+/// flags that stop the start; it is not waited on otherwise).
+fn serve_with(flags: &[&str]) -> std::process::Output {
+    osprey()
+        .args([
+            "serve",
+            "--model-repository",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../models"),
+        ])
+        .args(LOOPBACK_ANY_PORT)
+        .args(flags)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn missing_onnxruntime_is_one_line_with_the_fix() {
     let out = osprey()
@@ -138,16 +153,7 @@ fn a_cache_of_size_zero_or_of_unknown_kind_is_refused_at_start() {
         ("redis,size=1024", "unknown cache 'redis'"),
         ("local,size=lots", "size 'lots' is not a number of bytes"),
     ] {
-        let out = osprey()
-            .args([
-                "serve",
-                "--model-repository",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/../models"),
-            ])
-            .args(LOOPBACK_ANY_PORT)
-            .args(["--cache-config", spec])
-            .output()
-            .unwrap();
+        let out = serve_with(&["--cache-config", spec]);
         assert!(!out.status.success(), "{spec} started");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(why), "{spec}: {stderr}");
@@ -166,17 +172,12 @@ fn a_bad_metrics_config_is_refused_at_start_naming_the_flag() {
         ("summary_quantiles=0.5", "is not a quantile:error pair"),
         ("histogram_buckets=1", "unknown key 'histogram_buckets'"),
     ] {
-        let out = osprey()
-            .args([
-                "serve",
-                "--model-repository",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/../models"),
-            ])
-            .args(LOOPBACK_ANY_PORT)
-            .args(["--metrics-config", "summary_latencies=true"])
-            .args(["--metrics-config", spec])
-            .output()
-            .unwrap();
+        let out = serve_with(&[
+            "--metrics-config",
+            "summary_latencies=true",
+            "--metrics-config",
+            spec,
+        ]);
         assert!(!out.status.success(), "{spec} started");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("--metrics-config"), "{spec}: {stderr}");
@@ -231,4 +232,23 @@ fn a_model_enabling_the_cache_without_a_server_cache_loads_with_a_warning() {
         !before.iter().any(|l| l.contains("failed to load")),
         "the model loads: {before:#?}"
     );
+}
+
+#[test]
+fn bad_trace_config_stops_the_start_naming_the_flag() {
+    for (value, words) in [
+        ("rate=0", "rate"),
+        ("level=LOUD", "level"),
+        ("mode=triton", "use mode=opentelemetry"),
+        ("opentelemetry,url=", "url"),
+        ("colour=red", "colour"),
+    ] {
+        let out = serve_with(&["--trace-config", value]);
+        assert!(!out.status.success(), "{value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("--trace-config") && stderr.contains(words),
+            "{value}: {stderr}"
+        );
+    }
 }

@@ -5,25 +5,14 @@
 
 mod common;
 
-use common::{temp_repo_with, TestServer};
-use serde_json::{json, Value};
+use common::{index_row, temp_repo_with, TestServer};
+use serde_json::json;
 
 /// The MLP's configuration with `extra` appended.
 fn with_config(repo: &std::path::Path, extra: &str) {
     let path = repo.join("mlp/config.pbtxt");
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, format!("{text}\n{extra}\n")).unwrap();
-}
-
-async fn index_row(s: &TestServer, model: &str) -> Value {
-    let (_, index) = s.post_json("/v2/repository/index", &json!({})).await;
-    index
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == model)
-        .cloned()
-        .unwrap_or_else(|| panic!("{model} in {index}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

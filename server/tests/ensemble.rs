@@ -6,7 +6,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{temp_repo_with, TestServer};
+use common::{index_row, temp_repo_with, TestServer};
 use osprey_protocol::grpc::inference::model_infer_request::InferInputTensor;
 use osprey_protocol::grpc::inference::ModelInferRequest;
 use osprey_protocol::TensorData;
@@ -56,17 +56,6 @@ fn floats(v: &Value) -> Vec<f32> {
         .iter()
         .map(|d| d.as_f64().unwrap() as f32)
         .collect()
-}
-
-async fn index_row(s: &TestServer, model: &str) -> Value {
-    let (_, index) = s.post_json("/v2/repository/index", &json!({})).await;
-    index
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == model)
-        .cloned()
-        .unwrap_or_else(|| panic!("{model} in {index}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,6 +42,21 @@ pub struct Executed {
     pub times: Times,
 }
 
+impl Executed {
+    /// Outputs computed elsewhere (a remote predictor, an ensemble's steps) from `started`
+    /// until now, without queueing here.
+    pub fn unqueued(outputs: Vec<Tensor>, started: Instant) -> Executed {
+        Executed {
+            outputs,
+            times: Times {
+                started,
+                queue: Duration::ZERO,
+                compute: started.elapsed(),
+            },
+        }
+    }
+}
+
 /// When a request's batch started and how long it queued and computed: the times the
 /// statistics take, given back for traces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

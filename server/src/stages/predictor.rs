@@ -5,9 +5,9 @@ use super::RemoteClient;
 use crate::error::ServerError;
 use crate::infer::Call;
 use crate::metrics::ModelMetrics;
-use crate::scheduler::{Executed, Placement, Scheduler, Times};
+use crate::scheduler::{Executed, Placement, Scheduler};
 use osprey_protocol::{Parameters, Tensor};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub enum Predictor {
     /// This server's instances, behind the model's batcher.
@@ -63,26 +63,12 @@ impl Predictor {
             Predictor::Remote { client, .. } => {
                 let started = Instant::now();
                 let outputs = client.infer(inputs, call.wanted, call.params).await?;
-                Ok(Executed {
-                    outputs,
-                    times: Times {
-                        started,
-                        queue: Duration::ZERO,
-                        compute: started.elapsed(),
-                    },
-                })
+                Ok(Executed::unqueued(outputs, started))
             }
             Predictor::Ensemble { ensemble, .. } => {
                 let started = Instant::now();
                 let outputs = ensemble.run(inputs, call.protocol).await?;
-                Ok(Executed {
-                    outputs,
-                    times: Times {
-                        started,
-                        queue: Duration::ZERO,
-                        compute: started.elapsed(),
-                    },
-                })
+                Ok(Executed::unqueued(outputs, started))
             }
         }
     }

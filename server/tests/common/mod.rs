@@ -216,3 +216,17 @@ pub fn bundled_model_count() -> usize {
         .filter(|e| e.as_ref().unwrap().path().join("config.pbtxt").is_file())
         .count()
 }
+
+/// The model's row of the repository index.
+pub async fn index_row(s: &TestServer, model: &str) -> Value {
+    let (_, index) = s
+        .post_json("/v2/repository/index", &serde_json::json!({}))
+        .await;
+    index
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == model)
+        .cloned()
+        .unwrap_or_else(|| panic!("{model} in {index}"))
+}
