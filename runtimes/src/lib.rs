@@ -6,12 +6,20 @@
 //! [`onnx::OnnxEnvironment::load`] makes one session per instance. The [`candle`] module runs
 //! BERT-family sentence encoders in pure Rust with Hugging Face's candle:
 //! [`candle::BertEncoder::load`] reads a sentence-transformers directory onto a
-//! [`candle::Accelerator`] (the CPU, or a CUDA GPU with the `cuda` feature).
+//! [`Accelerator`] (the CPU, or a CUDA GPU with the `cuda` feature).
+//!
+//! Modules: [`onnx`] ONNX Runtime (the CPU provider, or its CUDA execution provider when the
+//! library is `onnxruntime-gpu`'s); [`candle`] candle's BERT encoders; [`device`] where an
+//! instance runs ([`Accelerator`]); [`gpu`] the machine's GPUs through NVML, loaded at run time;
+//! [`error`] the crate's error.
 
 pub mod candle;
+pub mod device;
 pub mod error;
+pub mod gpu;
 pub mod onnx;
 
+pub use device::Accelerator;
 pub use error::RuntimeError;
 use osprey_protocol::{Tensor, TensorSpec};
 
@@ -33,4 +41,7 @@ pub struct LoadOptions {
     /// Whether idle intra-op threads spin waiting for work (lower latency for the model, a core
     /// burnt per thread while the request path needs it); off unless asked for.
     pub intra_op_spinning: bool,
+    /// Where the instance runs. A GPU is checked with [`Accelerator::check`] first; ONNX models
+    /// then run on ONNX Runtime's CUDA execution provider.
+    pub device: Accelerator,
 }

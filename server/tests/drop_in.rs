@@ -19,8 +19,8 @@ fn with_config(repo: &std::path::Path, extra: &str) {
 async fn unimplemented_config_fields_are_refused_by_name() {
     for (extra, field) in [
         (
-            "instance_group [ { count: 1 kind: KIND_GPU } ]",
-            "KIND_GPU",
+            "instance_group [ { count: 1 kind: KIND_MODEL } ]",
+            "KIND_MODEL",
         ),
         (
             "optimization { execution_accelerators { gpu_execution_accelerator [ { name: \"tensorrt\" } ] } }",

@@ -1,8 +1,8 @@
 //! [`BertEncoder`]: a BERT-family sentence encoder (e.g. all-MiniLM-L6-v2) as a [`Runtime`].
 
-use super::device::Accelerator;
 use super::inputs::{input_specs, prepare, Limits};
 use super::pooling::{l2_normalize, normalize_in, pool, pooling_in, EncoderOptions, Pooling};
+use crate::device::Accelerator;
 use crate::error::RuntimeError;
 use crate::Runtime;
 use candle_core::{DType, Device};

@@ -11,11 +11,10 @@
 //! [`crate::RuntimeError::DeviceUnavailable`].
 
 mod bert;
-mod device;
 mod inputs;
 mod pooling;
 
+pub use crate::device::{Accelerator, ParseAcceleratorError};
 pub use bert::{BertEncoder, EMBEDDING};
-pub use device::{Accelerator, ParseAcceleratorError};
 pub use inputs::{ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS};
 pub use pooling::{EncoderOptions, Pooling};

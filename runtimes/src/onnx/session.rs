@@ -2,7 +2,7 @@
 
 use super::convert::{datatype_of, from_ort, to_ort};
 use crate::error::RuntimeError;
-use crate::{LoadOptions, Runtime};
+use crate::{Accelerator, LoadOptions, Runtime};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::Outlet;
@@ -77,6 +77,15 @@ impl OnnxEnvironment {
             .map_err(|e| fail(e.to_string()))?
             .with_inter_op_spinning(false)
             .map_err(|e| fail(e.to_string()))?;
+        if let Accelerator::Cuda(ordinal) = opts.device {
+            opts.device.check()?;
+            super::cuda::register(&mut builder, ordinal, &self.library).map_err(|message| {
+                RuntimeError::DeviceUnavailable {
+                    device: opts.device.to_string(),
+                    message,
+                }
+            })?;
+        }
         let session = builder
             .commit_from_file(path)
             .map_err(|e| fail(e.to_string()))?;

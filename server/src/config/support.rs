@@ -84,7 +84,7 @@ fn checks(cfg: &ModelConfig) -> Vec<Check> {
             (
                 g.kind == Kind::Model as i32,
                 field("kind"),
-                "KIND_MODEL is not supported; use KIND_CPU (or KIND_GPU for candle models)",
+                "KIND_MODEL is not supported; use KIND_CPU or KIND_GPU",
             ),
             (
                 g.rate_limiter.is_some(),

@@ -15,6 +15,7 @@
 //! | `osprey_inference_compute_output_duration_seconds` | histogram | model, version | nv_inference_compute_output_duration_us |
 //! | `osprey_inference_batch_size` | histogram (rows per execution) | model, version | — |
 //! | `process_cpu_seconds_total` (counter), `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `osprey_cpu_utilization` | read from /proc at scrape | — | nv_cpu_utilization, nv_cpu_memory_used_bytes |
+//! | `nv_gpu_utilization`, `nv_gpu_memory_total_bytes`, `nv_gpu_memory_used_bytes`, `nv_gpu_power_usage`, `nv_gpu_power_limit`, `nv_energy_consumption` | read through NVML at scrape, only on a machine with GPUs | gpu_uuid | the same names |
 //!
 //! Beside them, Triton's own series under Triton's names and units ([`triton`]): its counters
 //! and, with `--metrics-config summary_latencies=true` ([`config`]), its latency summaries;
@@ -22,9 +23,10 @@
 //!
 //! Modules: [`config`] `--metrics-config`; [`histogram`] the fixed-memory histograms;
 //! [`summary`] the fixed-memory sliding-window summaries, over [`sketch`]'s log-linear
-//! buckets; [`process`] the /proc series; [`triton`] Triton's series.
+//! buckets; [`process`] the /proc series; [`gpu`] the GPUs' series; [`triton`] Triton's series.
 
 pub mod config;
+mod gpu;
 mod histogram;
 mod process;
 mod sketch;
@@ -279,6 +281,7 @@ pub fn router(handle: Option<PrometheusHandle>) -> axum::Router {
                 histogram::render(&mut text, help);
                 summary::render(&mut text, help);
                 process::render(&mut text);
+                gpu::render(&mut text);
                 text
             }
         }),

@@ -14,8 +14,9 @@ use crate::scheduler::{BatchPolicy, Scheduler};
 use crate::stages::labels::read_labels;
 use crate::stages::{Predictor, RemoteClient, Stages};
 use osprey_protocol::grpc::inference::model_instance_group::Kind;
-use osprey_runtimes::candle::{Accelerator, BertEncoder};
+use osprey_runtimes::candle::BertEncoder;
 use osprey_runtimes::onnx::OnnxEnvironment;
+use osprey_runtimes::Accelerator;
 use osprey_runtimes::{LoadOptions, Runtime};
 use std::collections::HashMap;
 use std::path::Path;
@@ -179,15 +180,30 @@ fn accelerators(cfg: &ModelConfig, max: usize) -> Result<Vec<Accelerator>, Strin
         ));
     }
     let mut out = Vec::new();
-    for g in &cfg.instance_group {
-        let gpu = g.kind == Kind::Gpu as i32;
+    for (n, g) in cfg.instance_group.iter().enumerate() {
+        let ordinals = g
+            .gpus
+            .iter()
+            .map(|&o| {
+                usize::try_from(o).map_err(|_| {
+                    format!("instance_group[{n}].gpus: {o} is not a GPU index (0, 1, ...)")
+                })
+            })
+            .collect::<Result<Vec<usize>, String>>()?;
+        if g.kind == Kind::Cpu as i32 && !ordinals.is_empty() {
+            return Err(format!(
+                "instance_group[{n}].gpus is set on a KIND_CPU group; use KIND_GPU"
+            ));
+        }
+        // KIND_AUTO runs on the CPU unless it names GPUs.
+        let gpu = g.kind == Kind::Gpu as i32 || !ordinals.is_empty();
         for i in 0..g.count.max(1) as usize {
             out.push(if gpu {
-                let ordinal = match g.gpus.as_slice() {
+                let ordinal = match ordinals.as_slice() {
                     [] => 0,
-                    gpus => gpus[i % gpus.len()],
+                    list => list.get(i % list.len()).copied().unwrap_or(0),
                 };
-                Accelerator::Cuda(usize::try_from(ordinal).unwrap_or(0))
+                Accelerator::Cuda(ordinal)
             } else {
                 Accelerator::Cpu
             });
@@ -227,16 +243,15 @@ fn load_runtimes(
             let file = backend.model_file(cfg).unwrap_or_default();
             let path = files.find("default_model_filename", &file, &[&sub])?;
             let accels = accelerators(cfg, settings.max_instances)?;
-            if accels.iter().any(|a| matches!(a, Accelerator::Cuda(_))) {
-                return Err("instance_group kind KIND_GPU: ONNX models run on CPU in Osprey                             (ONNX Runtime's CUDA execution provider is not built in); use                             KIND_CPU or KIND_AUTO"
-                    .into());
-            }
-            let opts = LoadOptions {
-                intra_op_threads: intra_threads(cfg, settings, accels.len())?,
+            let cpu_instances = accels.iter().filter(|a| **a == Accelerator::Cpu).count();
+            let mut opts = LoadOptions {
+                intra_op_threads: intra_threads(cfg, settings, cpu_instances.max(1))?,
                 intra_op_spinning: settings.intra_op_spinning,
+                device: Accelerator::Cpu,
             };
-            for _ in accels {
+            for accel in accels {
                 check_cancel(cancel)?;
+                opts.device = accel;
                 let runtime = Box::new(env.load(&path, &opts).map_err(|e| e.to_string())?);
                 runtimes.push(reshapes.wrap(runtime)?);
             }

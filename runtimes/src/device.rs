@@ -1,22 +1,51 @@
-//! Where a candle model runs: the CPU or one CUDA GPU.
+//! Where a model instance runs: the CPU or one CUDA GPU, for ONNX Runtime (its CUDA execution
+//! provider) and candle alike.
 
 use crate::error::RuntimeError;
 use candle_core::Device;
 use std::fmt;
 use std::str::FromStr;
 
-/// The device a candle model is loaded onto. Parses from and prints as `cpu`, `cuda` (GPU 0)
+/// The device a model instance is loaded onto. Parses from and prints as `cpu`, `cuda` (GPU 0)
 /// or `cuda:N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Accelerator {
     /// The host CPU (candle's own multi-threaded kernels).
     #[default]
     Cpu,
-    /// The CUDA GPU with this ordinal. Needs the crate's `cuda` feature and a GPU at run time.
+    /// The CUDA GPU with this ordinal: a GPU at run time, and for candle the crate's `cuda`
+    /// feature.
     Cuda(usize),
 }
 
 impl Accelerator {
+    /// Checks that the GPU exists before anything is loaded onto it (the CPU always does):
+    /// [`RuntimeError::DeviceUnavailable`] says why not, from [`crate::gpu::devices`] (no
+    /// driver, no GPU, an ordinal past the last GPU). NVML counts every GPU of the machine, so
+    /// under `CUDA_VISIBLE_DEVICES` an ordinal that passes may still be refused by CUDA itself.
+    pub fn check(&self) -> Result<(), RuntimeError> {
+        let Accelerator::Cuda(ordinal) = *self else {
+            return Ok(());
+        };
+        let unavailable = |message: String| RuntimeError::DeviceUnavailable {
+            device: self.to_string(),
+            message,
+        };
+        let gpus = crate::gpu::devices().map_err(|e| unavailable(e.to_string()))?;
+        if gpus.iter().any(|g| g.index as usize == ordinal) {
+            return Ok(());
+        }
+        let list: Vec<String> = gpus
+            .iter()
+            .map(|g| format!("{}: {}", g.index, g.name))
+            .collect();
+        Err(unavailable(format!(
+            "GPU {ordinal} does not exist; this machine has {} GPU(s) ({})",
+            gpus.len(),
+            list.join(", ")
+        )))
+    }
+
     /// Opens the candle device. A CUDA accelerator fails with
     /// [`RuntimeError::DeviceUnavailable`] when this binary was built without the `cuda` feature
     /// or when the GPU cannot be opened (no GPU, no driver, bad ordinal).
@@ -35,6 +64,7 @@ impl Accelerator {
                             .to_string(),
                     ));
                 }
+                self.check()?;
                 Device::new_cuda(ordinal).map_err(|e| {
                     unavailable(format!("no usable CUDA GPU with ordinal {ordinal}: {e}"))
                 })
