@@ -8,6 +8,9 @@ export PATH="$CUDA_HOME/bin:$PATH"
 export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
 # candle's kernel build runs nvcc on every core (it defaults to half of them).
 export CUDAFORGE_THREADS="${CUDAFORGE_THREADS:-$(nproc)}"
+# Where the linker finds the wheels' libraries and the stub libcuda.so (setup-cuda.sh --link),
+# whatever cudarc's build script saw when it first ran.
+export LIBRARY_PATH="$CUDA_HOME/lib/stubs:$CUDA_HOME/lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
 # The runtime libraries of the wheels (libcudart, libcublas, ...), for a built binary.
 export LD_LIBRARY_PATH="$CUDA_HOME/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 unset _osprey_root

@@ -118,6 +118,14 @@ pub async fn build_state(args: &ServeArgs) -> Result<Arc<AppState>, StartError> 
     let library = locate_library(args.onnxruntime_library.as_deref())?;
     let env = OnnxEnvironment::init(&library)?;
     tracing::info!(library = %library.display(), "ONNX Runtime loaded");
+    match osprey_runtimes::gpu::devices() {
+        Ok(gpus) => {
+            for g in gpus {
+                tracing::info!(index = g.index, uuid = %g.uuid, name = %g.name, memory_bytes = g.memory_total_bytes, "GPU");
+            }
+        }
+        Err(e) => tracing::info!("{e} (KIND_GPU models will be UNAVAILABLE)"),
+    }
     let settings = LoadSettings {
         intra_op_threads: args.intra_op_threads,
         intra_op_spinning: args.intra_op_spinning,
