@@ -98,8 +98,8 @@ class PodWorker(threading.Thread):
         self.pod = pod
         self.uid = meta["uid"]
         self.ns = meta["namespace"]
-        self.name = meta["name"]
-        self.key = f"{self.ns}/{self.name}"
+        self.pod_name = meta["name"]
+        self.key = f"{self.ns}/{self.pod_name}"
         self.event = threading.Event()
         self.lock = threading.Lock()
         self.api_deleted = False
@@ -111,7 +111,7 @@ class PodWorker(threading.Thread):
         self.containers = [ContainerState(c, False) for c in spec.get("containers") or []]
         self.init_index = 0
         self.init_failed = False
-        self.log_dir = os.path.join(agent.state_dir, f"{self.ns}_{self.name}")
+        self.log_dir = os.path.join(agent.state_dir, f"{self.ns}_{self.pod_name}")
         self.run_dir = os.path.join(agent.state_dir, "pods", self.uid)
         self.hosts_path = os.path.join(self.run_dir, "hosts")
         self.netns: str | None = None
@@ -330,7 +330,7 @@ class PodWorker(threading.Thread):
             c.pending_restart = True
             c.restart_count += 1
             c.waiting = (
-                ("CrashLoopBackOff", f"back-off {delay:g}s restarting failed container={c.name} pod={self.name}")
+                ("CrashLoopBackOff", f"back-off {delay:g}s restarting failed container={c.name} pod={self.pod_name}")
                 if delay > 0
                 else None
             )
@@ -484,7 +484,7 @@ class PodWorker(threading.Thread):
     def _delete_api_object(self) -> None:
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0, "preconditions": {"uid": self.uid}}
         try:
-            self.agent.api.delete(f"/api/v1/namespaces/{self.ns}/pods/{self.name}", body)
+            self.agent.api.delete(f"/api/v1/namespaces/{self.ns}/pods/{self.pod_name}", body)
             log.info("pod %s: deleted", self.key)
         except ApiError as e:
             if e.status not in (404, 409):
@@ -538,7 +538,7 @@ class PodWorker(threading.Thread):
         if st == self.last_status:
             return
         try:
-            updated = self.agent.api.merge_patch(f"/api/v1/namespaces/{self.ns}/pods/{self.name}/status", {"status": st})
+            updated = self.agent.api.merge_patch(f"/api/v1/namespaces/{self.ns}/pods/{self.pod_name}/status", {"status": st})
             self.last_status = st
             if updated and updated.get("metadata", {}).get("uid") == self.uid:
                 with self.lock:
