@@ -353,3 +353,44 @@ def test_agent_exit_cleans_up(api, agent, tmp_path, cluster):
         raise AssertionError("node still registered")
     except ApiError as e:
         assert e.status == 404
+
+
+def test_startup_probe_gates_started_and_ready(api, agent, ns):
+    create_pod(api, ns, "slow", {
+        "terminationGracePeriodSeconds": 1,
+        "volumes": [{"name": "data", "emptyDir": {}}],
+        "containers": [{"name": "main", "image": "busybox", "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                        "command": ["sh", "-c", "while [ ! -f /data/go ]; do sleep 0.1; done; touch /data/started; exec sleep 300"],
+                        "startupProbe": {"exec": {"command": ["test", "-f", "/data/started"]}, "periodSeconds": 1, "failureThreshold": 30}}],
+    })
+    pod = wait_phase(api, ns, "slow", "Running")
+    cs = wait_for(lambda: (c := get_pod(api, ns, "slow")["status"]["containerStatuses"][0]).get("state", {}).get("running") and c,
+                  15, "the container to run")
+    assert cs["started"] is False and cs["ready"] is False
+    volume = os.path.join(agent.state_dir, "pods", pod["metadata"]["uid"], "volumes", "data")
+    open(os.path.join(volume, "go"), "w").close()
+    pod = wait_ready(api, ns, "slow", 15)
+    assert pod["status"]["containerStatuses"][0]["started"] is True
+
+
+def test_secret_downward_and_pvc_volumes(api, agent, ns):
+    api.post(f"/api/v1/namespaces/{ns}/secrets", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+             "data": {"user": base64.b64encode(b"admin").decode()}})
+    create_pod(api, ns, "vols", {
+        "restartPolicy": "Never",
+        "volumes": [
+            {"name": "creds", "secret": {"secretName": "creds", "items": [{"key": "user", "path": "nested/user.txt"}]}},
+            {"name": "meta", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                                                       {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+            {"name": "claim", "persistentVolumeClaim": {"claimName": "models"}},
+        ],
+        "containers": [{"name": "main", "image": "busybox",
+                        "command": ["sh", "-c", "cat /creds/nested/user.txt; echo; cat /meta/labels; echo; cat /meta/name; echo; echo kept > /claim/out"],
+                        "volumeMounts": [{"name": "creds", "mountPath": "/creds", "readOnly": True},
+                                         {"name": "meta", "mountPath": "/meta"},
+                                         {"name": "claim", "mountPath": "/claim"}]}],
+    }, labels={"app": "vols"})
+    wait_phase(api, ns, "vols", "Succeeded")
+    assert log_of(agent, ns, "vols", "main").splitlines() == ["admin", 'app="vols"', "vols"]
+    with open(os.path.join(agent.state_dir, "pvc", ns, "models", "out")) as f:
+        assert f.read() == "kept\n"
