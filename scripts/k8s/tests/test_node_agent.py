@@ -10,7 +10,7 @@ import os
 import time
 import urllib.request
 
-from conftest import BRIDGE, CIDR, NODE, AgentProcess, wait_for
+from agent_harness import BRIDGE, CIDR, NODE, AgentProcess, wait_for
 
 from node_agent.api import ApiError
 

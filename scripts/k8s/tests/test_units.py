@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-import conftest  # noqa: F401 - puts scripts/k8s on sys.path
+import agent_harness  # noqa: F401 - puts scripts/k8s on sys.path
 
 from node_agent import hosts
 from node_agent.envs import expand, field_value
