@@ -247,7 +247,7 @@ class PodWorker(threading.Thread):
             resolved = self.agent.images.resolve(image, command, args)
             c.image_id = "osprey-agent-program://" + resolved.program
             assert self.volume_paths is not None and self.netns is not None
-            mounts = sorted(volumes.container_mounts(spec, self.volume_paths), key=lambda m: m["target"].count("/"))
+            mounts = sorted(volumes.container_mounts(spec, self.volume_paths, volumes.read_only_volumes(pod)), key=lambda m: m["target"].count("/"))
             mounts.append({"source": self.hosts_path, "target": "/etc/hosts", "readOnly": False})
             if os.path.exists("/etc/hostname"):
                 mounts.append({"source": os.path.join(self.run_dir, "hostname"), "target": "/etc/hostname", "readOnly": False})

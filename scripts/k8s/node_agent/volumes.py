@@ -181,7 +181,17 @@ class MountPoints:
         self.release("")
 
 
-def container_mounts(container: dict, volume_paths: dict[str, str]) -> list[dict]:
+def read_only_volumes(pod: dict) -> set[str]:
+    """Volumes that are read-only whatever the mount says (PVC/hostPath... readOnly: true)."""
+    out = set()
+    for vol in pod["spec"].get("volumes") or []:
+        for kind in ("persistentVolumeClaim", "hostPath"):
+            if (vol.get(kind) or {}).get("readOnly"):
+                out.add(vol["name"])
+    return out
+
+
+def container_mounts(container: dict, volume_paths: dict[str, str], read_only: set[str] = frozenset()) -> list[dict]:
     """[{"source", "target", "readOnly"}] for the container's volumeMounts."""
     mounts = []
     for vm in container.get("volumeMounts") or []:
@@ -197,5 +207,5 @@ def container_mounts(container: dict, volume_paths: dict[str, str]) -> list[dict
         target = vm.get("mountPath", "")
         if not target.startswith("/"):
             raise ConfigError(f"mountPath {target!r} is not absolute")
-        mounts.append({"source": source, "target": os.path.normpath(target), "readOnly": bool(vm.get("readOnly"))})
+        mounts.append({"source": source, "target": os.path.normpath(target), "readOnly": bool(vm.get("readOnly")) or name in read_only})
     return mounts

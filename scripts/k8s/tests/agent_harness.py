@@ -37,6 +37,31 @@ def wait_for(fn, timeout: float, what: str, interval: float = 0.1):
         time.sleep(interval)
 
 
+LOCK = "/run/lock/osprey-node-agent-tests.lock"
+
+
+class HostLock:
+    """Serializes test runs on one host: they share bridge names and pod CIDRs. Bounded wait."""
+
+    def __init__(self, timeout: float = 600):
+        import fcntl
+
+        os.makedirs(os.path.dirname(LOCK), exist_ok=True)
+        self.f = open(LOCK, "w")
+
+        def take():
+            try:
+                fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                return False
+
+        wait_for(take, timeout, f"{LOCK} (another node agent test run holds it)", interval=0.5)
+
+    def release(self) -> None:
+        self.f.close()
+
+
 def cleanup_network(bridge: str) -> None:
     """Removes whatever an agent on `bridge` may have left (the agent does this itself; this is
     the safety net for a crashed one)."""

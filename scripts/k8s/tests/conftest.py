@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from agent_harness import BRIDGE, CIDR, K8S, NODE, AgentProcess  # noqa: F401
+from agent_harness import BRIDGE, CIDR, K8S, NODE, AgentProcess, HostLock  # noqa: F401
 
 from node_agent.api import Api, ApiConfig, ApiError
 
@@ -36,7 +36,16 @@ def api(cluster) -> Api:
 
 
 @pytest.fixture(scope="session")
-def agent(cluster, api, tmp_path_factory):
+def host_lock(cluster):
+    lock = HostLock()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@pytest.fixture(scope="session")
+def agent(cluster, api, host_lock, tmp_path_factory):
     state = str(tmp_path_factory.mktemp("agent") / "state")
     a = AgentProcess(os.path.join(cluster, "env"), state, BRIDGE, CIDR, NODE)
     try:

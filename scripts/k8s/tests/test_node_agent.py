@@ -10,6 +10,7 @@ import os
 import time
 import urllib.request
 
+import agent_harness
 from agent_harness import BRIDGE, CIDR, NODE, AgentProcess, wait_for
 
 from node_agent.api import ApiError
@@ -394,3 +395,30 @@ def test_secret_downward_and_pvc_volumes(api, agent, ns):
     assert log_of(agent, ns, "vols", "main").splitlines() == ["admin", 'app="vols"', "vols"]
     with open(os.path.join(agent.state_dir, "pvc", ns, "models", "out")) as f:
         assert f.read() == "kept\n"
+
+
+def test_osprey_image_runs_the_built_server(api, agent, ns):
+    """The image table maps ghcr.io/osprey/osprey to the built binary (OSPREY_BIN, else
+    <repo>/target/debug/osprey, which scripts/test.sh builds first): the pod serves the identity
+    model on its IP and the controller's probe shape (httpGet on a named port) makes it Ready."""
+    from node_agent.images import ImageTable
+
+    if ImageTable().program("osprey") is None:
+        import pytest
+
+        pytest.skip("no osprey binary (cargo build, or OSPREY_BIN)")
+    models = os.path.join(os.path.dirname(os.path.dirname(agent_harness.K8S)), "models")
+    create_pod(api, ns, "server", {
+        "volumes": [{"name": "models", "hostPath": {"path": models}}],
+        "containers": [{
+            "name": "osprey", "image": "ghcr.io/osprey/osprey:latest",
+            "args": ["serve", "--model-repository", "/mnt/models", "--model", "identity",
+                     "--http-port", "8000", "--grpc-port", "8001", "--metrics-port", "8002"],
+            "ports": [{"name": "http", "containerPort": 8000}],
+            "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"}, "periodSeconds": 1},
+            "volumeMounts": [{"name": "models", "mountPath": "/mnt/models", "readOnly": True}],
+        }],
+    })
+    pod = wait_ready(api, ns, "server", 60)
+    status, body = http_get(f"http://{pod['status']['podIP']}:8000/v2/models/identity")
+    assert status == 200 and '"name":"identity"' in body.replace(" ", "")
