@@ -114,6 +114,7 @@ class PodWorker(threading.Thread):
         self.log_dir = os.path.join(agent.state_dir, f"{self.ns}_{self.pod_name}")
         self.run_dir = os.path.join(agent.state_dir, "pods", self.uid)
         self.hosts_path = os.path.join(self.run_dir, "hosts")
+        self.hosts_lock = threading.Lock()  # the worker and the agent's refresher both write it
         self.netns: str | None = None
         self.pod_ip = ""
         self.volume_paths: dict[str, str] | None = None
@@ -215,7 +216,9 @@ class PodWorker(threading.Thread):
             return
         with self.lock:
             pod = self.pod
-        hosts.write_in_place(self.hosts_path, hosts.render(pod, self.pod_ip, services, endpoints, pods))
+        with self.hosts_lock:
+            if self.netns is not None:
+                hosts.write_in_place(self.hosts_path, hosts.render(pod, self.pod_ip, services, endpoints, pods))
 
     def _teardown(self) -> None:
         if self.netns is not None:

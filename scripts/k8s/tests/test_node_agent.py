@@ -328,32 +328,39 @@ print(json.dumps({{"found": found, "status": status, "self": socket.gethostbynam
 
 
 def test_agent_exit_cleans_up(api, agent, tmp_path, cluster):
-    node = "osprey-test-node-b"
+    """A second agent with two Nodes: a pod on its second Node runs; SIGTERM to the agent kills the
+    pod's processes, removes its namespaces and bridge, and (--unregister-on-exit) its Nodes."""
+    nodes = ["osprey-test-node-b", "osprey-test-node-c"]
     bridge = "ospt-br1"
-    b = AgentProcess(os.path.join(cluster, "env"), str(tmp_path / "state"), bridge, "10.247.0.0/16", node, ["--unregister-on-exit"])
+    b = AgentProcess(os.path.join(cluster, "env"), str(tmp_path / "state"), bridge, "10.247.0.0/16", nodes[0],
+                     ["--unregister-on-exit", "--node", nodes[1]])
     try:
-        api.post("/api/v1/namespaces/default/pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "on-b"}, "spec": {
-            "nodeName": node, "terminationGracePeriodSeconds": 30,
+        for n in nodes:
+            assert condition(api.get(f"/api/v1/nodes/{n}"), "Ready") == "True"
+        api.post("/api/v1/namespaces/default/pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "on-c"}, "spec": {
+            "nodeName": nodes[1], "terminationGracePeriodSeconds": 30,
             "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", "echo pid $$$$; exec sleep 300"]}]}})
-        wait_phase(api, "default", "on-b", "Running")
-        log = os.path.join(b.state_dir, "default_on-b", "main.log")
+        pod = wait_phase(api, "default", "on-c", "Running")
+        assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network("10.247.0.0/16")
+        log = os.path.join(b.state_dir, "default_on-c", "main.log")
         pid = int(wait_for(lambda: os.path.exists(log) and open(log).read().split()[1:2], 10, "the pid")[0])
         assert any(n.startswith(bridge + "-") for n in os.listdir("/run/netns"))
     finally:
         rc = b.stop()
         try:
-            api.delete("/api/v1/namespaces/default/pods/on-b", {"gracePeriodSeconds": 0})
+            api.delete("/api/v1/namespaces/default/pods/on-c", {"gracePeriodSeconds": 0})
         except ApiError:
             pass
     assert rc == 0
     assert pid_dead(pid)
     assert not [n for n in os.listdir("/run/netns") if n.startswith(bridge + "-")]
     assert not os.path.exists(f"/sys/class/net/{bridge}")
-    try:
-        api.get(f"/api/v1/nodes/{node}")
-        raise AssertionError("node still registered")
-    except ApiError as e:
-        assert e.status == 404
+    for n in nodes:
+        try:
+            api.get(f"/api/v1/nodes/{n}")
+            raise AssertionError(f"node {n} still registered")
+        except ApiError as e:
+            assert e.status == 404
 
 
 def test_startup_probe_gates_started_and_ready(api, agent, ns):

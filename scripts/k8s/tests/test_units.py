@@ -100,3 +100,39 @@ def test_hosts_write_in_place_keeps_inode(tmp_path):
     assert not hosts.write_in_place(str(p), "one\n")
     assert hosts.write_in_place(str(p), "two, longer\n")
     assert p.stat().st_ino == ino and p.read_text() == "two, longer\n"
+
+
+def test_watch_relists_after_410_gone():
+    """The pod watch lists, watches from the list's resourceVersion, and lists again when the
+    server answers 410 Gone (as an ERROR event or as the watch request's status)."""
+    from node_agent.agent import Agent
+    from node_agent.api import ApiError
+    from node_agent.netns import Network
+
+    calls = []
+    seen = []
+
+    class FakeApi:
+        def get(self, path, **params):
+            calls.append(("list", params["fieldSelector"]))
+            n = len([c for c in calls if c[0] == "list"])
+            return {"metadata": {"resourceVersion": f"{n}0"}, "items": []}
+
+        def watch(self, path, rv, **params):
+            calls.append(("watch", rv))
+            watches = len([c for c in calls if c[0] == "watch"])
+            if watches == 1:
+                yield {"type": "ERROR", "object": {"code": 410, "message": "too old resource version"}}
+            elif watches == 2:
+                raise ApiError(410, "{}", "GET", path)
+            else:
+                yield {"type": "ADDED", "object": {"metadata": {"uid": "u1", "resourceVersion": "31"}}}
+                agent.stop.set()
+                yield {"type": "ADDED", "object": {"metadata": {"uid": "u2", "resourceVersion": "32"}}}
+
+    agent = Agent(FakeApi(), ["n1"], "/nonexistent-state", Network("ospt-unit", "10.250.0.0/24"), None, {}, {}, [])
+    agent._upsert = lambda node, pod: seen.append((node, pod["metadata"]["uid"]))
+    agent._watch_loop("n1")
+    assert calls == [("list", "spec.nodeName=n1"), ("watch", "10"), ("list", "spec.nodeName=n1"), ("watch", "20"),
+                     ("list", "spec.nodeName=n1"), ("watch", "30")]
+    assert seen == [("n1", "u1")]
