@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import signal
 import subprocess
 import threading
 
@@ -22,6 +23,17 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     if check and res.returncode != 0:
         raise RuntimeError(f"ip {' '.join(args)}: {res.stderr.strip()}")
     return res
+
+
+def kill_netns_pids(name: str) -> None:
+    """SIGKILLs every process in the named network namespace (`ip netns pids`)."""
+    res = ip("netns", "pids", name, check=False)
+    for word in res.stdout.split():
+        if word.isdigit():
+            try:
+                os.kill(int(word), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 class Network:
@@ -49,9 +61,11 @@ class Network:
         log.info("bridge %s %s/%s", self.bridge, self.gateway, self.prefix)
 
     def remove_stale(self) -> None:
-        """Removes what a previous agent on the same bridge left behind (killed with SIGKILL)."""
+        """Removes what a previous agent on the same bridge left behind (killed with SIGKILL),
+        including the processes still running in those namespaces."""
         for name in self.list_netns():
             log.warning("removing stale network namespace %s", name)
+            kill_netns_pids(name)
             ip("netns", "del", name, check=False)
         if ip("link", "show", self.bridge, check=False).returncode == 0:
             log.warning("removing stale bridge %s", self.bridge)
@@ -65,6 +79,7 @@ class Network:
 
     def teardown(self) -> None:
         for name in self.list_netns():
+            kill_netns_pids(name)
             ip("netns", "del", name, check=False)
         ip("link", "del", self.bridge, check=False)
 

@@ -13,6 +13,7 @@ if K8S not in sys.path:
     sys.path.insert(0, K8S)
 
 from node_agent.api import ApiError  # noqa: E402
+from node_agent.netns import kill_netns_pids  # noqa: E402
 
 BRIDGE = "ospt-br0"
 CIDR = "10.245.0.0/16"
@@ -70,16 +71,19 @@ def cleanup_network(bridge: str) -> None:
     except FileNotFoundError:
         names = []
     for n in names:
+        kill_netns_pids(n)
         subprocess.run(["ip", "netns", "del", n], capture_output=True, timeout=20)
     subprocess.run(["ip", "link", "del", bridge], capture_output=True, timeout=20)
 
 
 class AgentProcess:
-    def __init__(self, env_file: str, state_dir: str, bridge: str, cidr: str, node: str, extra: list[str] = ()):
+    def __init__(self, env_file: str, state_dir: str, bridge: str, cidr: str, node: str, extra: list[str] = (),
+                 clean_first: bool = True):
         self.state_dir = state_dir
         self.bridge = bridge
         self.log_path = os.path.join(os.path.dirname(state_dir), f"agent-{node}.log")
-        cleanup_network(bridge)
+        if clean_first:
+            cleanup_network(bridge)
         cmd = [
             sys.executable, os.path.join(K8S, "node-agent.py"),
             "--env-file", env_file, "--node", node, "--state-dir", state_dir,

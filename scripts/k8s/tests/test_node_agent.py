@@ -7,6 +7,8 @@ import base64
 import ipaddress
 import json
 import os
+import signal
+import subprocess
 import time
 import urllib.request
 
@@ -429,3 +431,41 @@ def test_osprey_image_runs_the_built_server(api, agent, ns):
     pod = wait_ready(api, ns, "server", 60)
     status, body = http_get(f"http://{pod['status']['podIP']}:8000/v2/models/identity")
     assert status == 200 and '"name":"identity"' in body.replace(" ", "")
+
+
+def test_agent_restarted_after_sigkill_removes_leftovers(api, agent, tmp_path, cluster):
+    """An agent killed with SIGKILL leaves its pods' processes and namespaces; the next agent on
+    the same bridge kills and removes them, then runs the node's pods again."""
+    node, bridge, cidr = "osprey-test-node-d", "ospt-br2", "10.248.0.0/16"
+    env = os.path.join(cluster, "env")
+    first = AgentProcess(env, str(tmp_path / "state1"), bridge, cidr, node)
+    second = None
+    try:
+        api.post("/api/v1/namespaces/default/pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "on-d"}, "spec": {
+            "nodeName": node, "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", "echo pid $$$$; exec sleep 300"]}]}})
+        wait_phase(api, "default", "on-d", "Running")
+        log1 = os.path.join(first.state_dir, "default_on-d", "main.log")
+        pid = int(wait_for(lambda: os.path.exists(log1) and open(log1).read().split()[1:2], 10, "the pid")[0])
+        old_ns = [n for n in os.listdir("/run/netns") if n.startswith(bridge + "-")]
+        assert len(old_ns) == 1
+        os.killpg(first.proc.pid, signal.SIGKILL)
+        first.proc.wait(10)
+        assert not pid_dead(pid), "the container outlives a SIGKILLed agent (own session)"
+        second = AgentProcess(env, str(tmp_path / "state2"), bridge, cidr, node, clean_first=False)
+        wait_for(lambda: pid_dead(pid), 10, "the leftover container process to be killed")
+        log2 = os.path.join(second.state_dir, "default_on-d", "main.log")
+        pid2 = int(wait_for(lambda: os.path.exists(log2) and open(log2).read().split()[1:2], 20, "the pod to run again")[0])
+        assert pid2 != pid and not pid_dead(pid2)
+        # The namespace name derives from the pod UID: the same name, recreated, holding only the new process.
+        pids = subprocess.run(["ip", "netns", "pids", old_ns[0]], capture_output=True, text=True, timeout=10).stdout.split()
+        assert pids == [str(pid2)]
+    finally:
+        try:
+            api.delete("/api/v1/namespaces/default/pods/on-d", {"gracePeriodSeconds": 0})
+        except ApiError:
+            pass
+        if second is not None:
+            second.stop()
+        first.stop()
+
