@@ -197,6 +197,10 @@ class PodWorker(threading.Thread):
             spec = pod["spec"]
             with open(os.path.join(self.run_dir, "hostname"), "w") as f:
                 f.write(self.hostname(pod) + "\n")
+            # No DNS: a name that is not in /etc/hosts fails at once (nothing listens on the pod's
+            # own loopback) instead of timing out against the host's resolver.
+            with open(os.path.join(self.run_dir, "resolv.conf"), "w") as f:
+                f.write(f"# osprey test node agent: no DNS server; names come from /etc/hosts\nnameserver 127.0.0.1\nsearch {self.ns}.svc.cluster.local svc.cluster.local cluster.local\noptions attempts:1 timeout:1\n")
             self.refresh_hosts(*self.agent.namespace_view(self.ns))
             self.sandbox_error = ""
             log.info("pod %s: sandbox %s ip %s (subdomain %s)", self.key, self.netns, self.pod_ip, spec.get("subdomain"))
@@ -252,6 +256,8 @@ class PodWorker(threading.Thread):
             assert self.volume_paths is not None and self.netns is not None
             mounts = sorted(volumes.container_mounts(spec, self.volume_paths, volumes.read_only_volumes(pod)), key=lambda m: m["target"].count("/"))
             mounts.append({"source": self.hosts_path, "target": "/etc/hosts", "readOnly": False})
+            if os.path.exists("/etc/resolv.conf"):
+                mounts.append({"source": os.path.join(self.run_dir, "resolv.conf"), "target": "/etc/resolv.conf", "readOnly": False})
             if os.path.exists("/etc/hostname"):
                 mounts.append({"source": os.path.join(self.run_dir, "hostname"), "target": "/etc/hostname", "readOnly": False})
             for m in mounts:

@@ -469,3 +469,22 @@ def test_agent_restarted_after_sigkill_removes_leftovers(api, agent, tmp_path, c
             second.stop()
         first.stop()
 
+
+
+def test_unknown_names_fail_fast(api, agent, ns):
+    """No DNS server: a name missing from /etc/hosts fails at once, and nothing leaves the pod."""
+    script = """
+import socket, time
+t = time.monotonic()
+try:
+    socket.gethostbyname("no-such-service-osprey")
+    print("resolved")
+except OSError as e:
+    print("failed", round(time.monotonic() - t, 1))
+print(open("/etc/resolv.conf").read().split("nameserver ")[1].split()[0])
+"""
+    create_pod(api, ns, "dns", {"restartPolicy": "Never", "containers": [{"name": "main", "image": "python:3.11", "command": ["python", "-c", script]}]})
+    wait_phase(api, ns, "dns", "Succeeded")
+    first, server = log_of(agent, ns, "dns", "main").splitlines()
+    assert first.startswith("failed") and float(first.split()[1]) < 3
+    assert server == "127.0.0.1"
