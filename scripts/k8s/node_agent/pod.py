@@ -193,15 +193,27 @@ class PodWorker(threading.Thread):
                 self.volume_paths = volumes.prepare(
                     self.agent.api, pod, self.run_dir, self.agent.state_dir, self.agent.allocatable
                 )
-            self.netns, self.pod_ip = self.agent.network.create_pod(self.uid)
+            view = self.agent.namespace_view(self.ns)
+            netns, pod_ip = self.agent.network.create_pod(self.uid)
+            try:
+                with open(os.path.join(self.run_dir, "hostname"), "w") as f:
+                    f.write(self.hostname(pod) + "\n")
+                # No DNS: a name that is not in /etc/hosts fails at once (nothing listens on the
+                # pod's own loopback) instead of timing out against the host's resolver.
+                with open(os.path.join(self.run_dir, "resolv.conf"), "w") as f:
+                    f.write(
+                        "# osprey test node agent: no DNS server; names come from /etc/hosts\n"
+                        f"nameserver 127.0.0.1\nsearch {self.ns}.svc.cluster.local svc.cluster.local cluster.local\n"
+                        "options attempts:1 timeout:1\n"
+                    )
+                self.netns, self.pod_ip = netns, pod_ip
+                self.refresh_hosts(*view)
+            except OSError:
+                self.netns = None
+                self.agent.network.delete_pod(netns, self.uid)
+                self.agent.network.release(pod_ip)
+                raise
             spec = pod["spec"]
-            with open(os.path.join(self.run_dir, "hostname"), "w") as f:
-                f.write(self.hostname(pod) + "\n")
-            # No DNS: a name that is not in /etc/hosts fails at once (nothing listens on the pod's
-            # own loopback) instead of timing out against the host's resolver.
-            with open(os.path.join(self.run_dir, "resolv.conf"), "w") as f:
-                f.write(f"# osprey test node agent: no DNS server; names come from /etc/hosts\nnameserver 127.0.0.1\nsearch {self.ns}.svc.cluster.local svc.cluster.local cluster.local\noptions attempts:1 timeout:1\n")
-            self.refresh_hosts(*self.agent.namespace_view(self.ns))
             self.sandbox_error = ""
             log.info("pod %s: sandbox %s ip %s (subdomain %s)", self.key, self.netns, self.pod_ip, spec.get("subdomain"))
             return True

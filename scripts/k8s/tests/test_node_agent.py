@@ -488,3 +488,21 @@ print(open("/etc/resolv.conf").read().split("nameserver ")[1].split()[0])
     first, server = log_of(agent, ns, "dns", "main").splitlines()
     assert first.startswith("failed") and float(first.split()[1]) < 3
     assert server == "127.0.0.1"
+
+
+def test_missing_configmap_waits_then_runs(api, agent, ns):
+    """A missing ConfigMap keeps the pod ContainerCreating with the reason; once it exists the
+    pod starts (the agent retries)."""
+    create_pod(api, ns, "later", {"restartPolicy": "Never", "volumes": [{"name": "cfg", "configMap": {"name": "late"}}],
+                                  "containers": [{"name": "main", "image": "busybox", "command": ["cat", "/cfg/k"],
+                                                  "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}]}]})
+
+    def waiting():
+        st = get_pod(api, ns, "later")["status"].get("containerStatuses", [{}])[0].get("state", {}).get("waiting", {})
+        return st.get("reason") == "ContainerCreating" and 'configmap "late" not found' in st.get("message", "") and st
+
+    wait_for(waiting, 15, "ContainerCreating with the missing ConfigMap's name")
+    assert get_pod(api, ns, "later")["status"]["phase"] == "Pending"
+    api.post(f"/api/v1/namespaces/{ns}/configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late"}, "data": {"k": "v"}})
+    wait_phase(api, ns, "later", "Succeeded", 20)
+    assert log_of(agent, ns, "later", "main") == "v"
