@@ -31,6 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cpu", default="4")
     p.add_argument("--memory", default="8Gi")
     p.add_argument("--pods", default="110")
+    p.add_argument("--ephemeral-storage", default="100Gi")
     p.add_argument("--label", action="append", default=[], help="extra node label k=v (repeatable)")
     p.add_argument("--taint", action="append", default=[], help="node taint key=value:Effect (repeatable)")
     p.add_argument("--backoff-base", type=float, default=10.0, help="restart back-off start, seconds (kubelet: 10)")
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         args.state_dir,
         Network(args.bridge, args.pod_cidr),
         ImageTable(args.image_table),
-        {"cpu": args.cpu, "memory": args.memory, "pods": args.pods},
+        {"cpu": args.cpu, "memory": args.memory, "pods": args.pods, "ephemeral-storage": args.ephemeral_storage},
         labels,
         taints,
         backoff_base=args.backoff_base,

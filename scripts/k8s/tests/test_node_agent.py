@@ -92,7 +92,7 @@ WEB = {"name": "web", "image": "python:3.11", "command": ["python", "-m", "http.
 def test_node_registered_ready_with_lease(api, agent):
     node = api.get(f"/api/v1/nodes/{NODE}")
     assert condition(node, "Ready") == "True"
-    assert node["status"]["allocatable"]["pods"] == "110"
+    assert node["status"]["allocatable"] == {"cpu": "4", "memory": "8Gi", "pods": "110", "ephemeral-storage": "100Gi"}
     assert {"type": "InternalIP", "address": "10.245.0.1"} in node["status"]["addresses"]
     lease_path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{NODE}"
     first = api.get(lease_path)["spec"]["renewTime"]
@@ -506,3 +506,20 @@ def test_missing_configmap_waits_then_runs(api, agent, ns):
     api.post(f"/api/v1/namespaces/{ns}/configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late"}, "data": {"k": "v"}})
     wait_phase(api, ns, "later", "Succeeded", 20)
     assert log_of(agent, ns, "later", "main") == "v"
+
+
+def test_pod_bound_later_like_a_scheduler_does(api, agent, ns):
+    """An unscheduled pod is left alone; a Binding (what kube-scheduler posts) brings it into the
+    node's watch and it runs."""
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "unbound"},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox", "command": ["echo", "bound"]}]}}
+    api.post(f"/api/v1/namespaces/{ns}/pods", body)
+    # Another pod on the same node acts as a barrier: once it has run, the agent has seen both.
+    create_pod(api, ns, "barrier", {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox", "command": ["true"]}]})
+    wait_phase(api, ns, "barrier", "Succeeded")
+    assert "podIP" not in get_pod(api, ns, "unbound")["status"]
+    assert log_of(agent, ns, "unbound", "main") == ""
+    api.post(f"/api/v1/namespaces/{ns}/pods/unbound/binding",
+             {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "unbound"}, "target": {"apiVersion": "v1", "kind": "Node", "name": NODE}})
+    wait_phase(api, ns, "unbound", "Succeeded")
+    assert log_of(agent, ns, "unbound", "main") == "bound\n"
