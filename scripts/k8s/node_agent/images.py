@@ -1,0 +1,90 @@
+"""The image table: maps a container image to local programs (there are no container images here).
+
+See images.json for the format. resolve() turns a container spec into argv with argv[0] an
+absolute path, or raises ImageError (no command at all) / ProgramNotFound (argv[0] not found).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import shutil
+from dataclasses import dataclass
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+DEFAULT_TABLE = os.path.join(os.path.dirname(__file__), "images.json")
+
+
+class ImageError(Exception):
+    """The container cannot be created (reported as waiting: CreateContainerError)."""
+
+
+class ProgramNotFound(Exception):
+    """argv[0] does not exist (reported as terminated: StartError, exit code 128)."""
+
+
+def repository(image: str) -> str:
+    """"docker.io/library/python:3.11@sha256:..." -> "python"."""
+    name = image.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        name = name[:colon]
+    for prefix in ("docker.io/", "index.docker.io/"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    if name.startswith("library/"):
+        name = name[len("library/"):]
+    return name
+
+
+@dataclass
+class Resolved:
+    argv: list[str]
+    program: str  # absolute path of argv[0]
+
+
+class ImageTable:
+    def __init__(self, path: str = DEFAULT_TABLE, search_path: str | None = None):
+        with open(path) as f:
+            table = json.load(f)
+        self.programs: dict = table.get("programs", {})
+        self.images: list[dict] = table.get("images", [])
+        self.search_path = search_path if search_path is not None else os.environ.get("PATH", os.defpath)
+
+    def rule(self, image: str) -> dict:
+        repo = repository(image)
+        for rule in self.images:
+            if fnmatch.fnmatchcase(repo, rule.get("match", "")):
+                return rule
+        return {"entrypoint": [], "cmd": []}
+
+    def program(self, name: str) -> str | None:
+        entry = self.programs.get(name)
+        if entry is not None:
+            if isinstance(entry, str):
+                entry = {"path": entry}
+            path = (entry.get("env") and os.environ.get(entry["env"])) or entry.get("path", "")
+            path = path.replace("{repo}", REPO)
+            return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+        if "/" in name:
+            return name if os.path.isfile(name) and os.access(name, os.X_OK) else None
+        return shutil.which(name, path=self.search_path)
+
+    def resolve(self, image: str, command: list[str] | None, args: list[str] | None) -> Resolved:
+        """Kubernetes semantics: command replaces the image's ENTRYPOINT, args its CMD; a command
+        without args drops the image's CMD."""
+        rule = self.rule(image)
+        if command:
+            argv = list(command) + list(args or [])
+        else:
+            argv = list(rule.get("entrypoint", [])) + list(args if args else rule.get("cmd", []))
+        if not argv:
+            raise ImageError(f"no command specified: image {image!r} has no entrypoint in the agent's image table")
+        program = self.program(argv[0])
+        if program is None:
+            raise ProgramNotFound(
+                f'exec: "{argv[0]}": executable file not found (image {image!r}; see the agent\'s image table)'
+            )
+        return Resolved(argv=argv, program=program)

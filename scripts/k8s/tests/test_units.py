@@ -1,0 +1,138 @@
+"""Unit tests of the node agent's pure parts (no API server, no root)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+import agent_harness  # noqa: F401 - puts scripts/k8s on sys.path
+
+from node_agent import hosts
+from node_agent.envs import expand, field_value
+from node_agent.images import REPO, ImageError, ImageTable, ProgramNotFound, repository
+
+
+def test_repository_strips_registry_defaults_tag_and_digest():
+    assert repository("python:3.11") == "python"
+    assert repository("docker.io/library/python:3.11-slim") == "python"
+    assert repository("ghcr.io/acme/osprey:v1@sha256:abc") == "ghcr.io/acme/osprey"
+    assert repository("localhost:5000/osprey") == "localhost:5000/osprey"
+
+
+def test_image_table_resolution(tmp_path, monkeypatch):
+    fake = tmp_path / "osprey"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("OSPREY_BIN", str(fake))
+    table = ImageTable()
+    r = table.resolve("ghcr.io/acme/osprey:1.0", None, ["serve", "--port", "8000"])
+    assert r.program == str(fake) and r.argv == ["osprey", "serve", "--port", "8000"]
+    r = table.resolve("python:3.11", None, None)
+    assert r.program == os.path.join(REPO, ".venv", "bin", "python") and r.argv == ["python3"]
+    r = table.resolve("python:3.11", ["python", "-c", "pass"], None)
+    assert r.argv == ["python", "-c", "pass"]
+    r = table.resolve("busybox", ["sh", "-c", "true"], None)
+    assert os.path.basename(r.program) == "sh"
+    with pytest.raises(ImageError):
+        table.resolve("registry.example/unknown", None, None)
+    with pytest.raises(ProgramNotFound):
+        table.resolve("busybox", ["no-such-program-osprey"], None)
+    monkeypatch.setenv("OSPREY_BIN", str(tmp_path / "missing"))
+    with pytest.raises(ProgramNotFound):
+        table.resolve("osprey", None, None)
+
+
+def test_default_osprey_path_is_inside_the_repository(monkeypatch):
+    monkeypatch.delenv("OSPREY_BIN", raising=False)
+    entry = ImageTable().programs["osprey"]
+    assert entry["path"] == "{repo}/target/debug/osprey"
+
+
+def test_expand_like_kubernetes():
+    env = {"A": "x", "B": "y"}
+    assert expand("$(A)-$(B)", env) == "x-y"
+    assert expand("$$(A)", env) == "$(A)"
+    assert expand("$(UNDEFINED) $A $", env) == "$(UNDEFINED) $A $"
+    assert expand("$$$$ $(A", env) == "$$ $(A"
+
+
+def test_field_value():
+    pod = {"metadata": {"name": "p", "namespace": "n", "labels": {"app": "web"}}, "spec": {"nodeName": "node"},
+           "status": {"podIP": "10.1.2.3"}}
+    assert field_value(pod, "metadata.labels['app']") == "web"
+    assert field_value(pod, "metadata.labels['none']") == ""
+    assert field_value(pod, "status.podIP") == "10.1.2.3"
+    assert field_value(pod, "spec.nodeName") == "node"
+
+
+def _pod(name, ip, labels, ready=True, **spec):
+    return {"metadata": {"name": name, "namespace": "ns", "labels": labels}, "spec": spec,
+            "status": {"podIP": ip, "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def test_hosts_headless_and_cluster_ip_services():
+    pods = [_pod("a", "10.0.0.2", {"app": "x"}, hostname="a-0", subdomain="hl"),
+            _pod("b", "10.0.0.3", {"app": "x"}),
+            _pod("c", "10.0.0.4", {"app": "x"}, ready=False)]
+    services = [
+        {"metadata": {"name": "hl"}, "spec": {"clusterIP": "None", "selector": {"app": "x"}}},
+        {"metadata": {"name": "vip"}, "spec": {"clusterIP": "10.0.0.10", "selector": {"app": "x"}}},
+        {"metadata": {"name": "manual"}, "spec": {"clusterIP": "None"}},
+    ]
+    endpoints = {"manual": {"subsets": [{"addresses": [{"ip": "10.0.0.9"}]}]}}
+    text = hosts.render(pods[0], "10.0.0.2", services, endpoints, pods)
+    lines = text.splitlines()
+    assert "10.0.0.2\ta-0.hl.ns.svc.cluster.local a-0" in lines
+    assert "10.0.0.2\thl.ns.svc.cluster.local hl.ns.svc hl.ns hl" in lines
+    assert "10.0.0.3\thl.ns.svc.cluster.local hl.ns.svc hl.ns hl" in lines
+    assert not any(line.startswith("10.0.0.4") for line in lines)  # not ready
+    assert "10.0.0.2\ta-0.hl.ns.svc.cluster.local a-0.hl.ns.svc a-0.hl" in lines
+    assert [line for line in lines if line.endswith(" vip")] == ["10.0.0.2\tvip.ns.svc.cluster.local vip.ns.svc vip.ns vip"]
+    assert "10.0.0.9\tmanual.ns.svc.cluster.local manual.ns.svc manual.ns manual" in lines
+
+
+def test_hosts_write_in_place_keeps_inode(tmp_path):
+    p = tmp_path / "hosts"
+    assert hosts.write_in_place(str(p), "one\n")
+    ino = p.stat().st_ino
+    assert not hosts.write_in_place(str(p), "one\n")
+    assert hosts.write_in_place(str(p), "two, longer\n")
+    assert p.stat().st_ino == ino and p.read_text() == "two, longer\n"
+
+
+def test_watch_relists_after_410_gone():
+    """The pod watch lists, watches from the list's resourceVersion, and lists again when the
+    server answers 410 Gone (as an ERROR event or as the watch request's status)."""
+    from node_agent.agent import Agent
+    from node_agent.api import ApiError
+    from node_agent.netns import Network
+
+    calls = []
+    seen = []
+
+    class FakeApi:
+        def get(self, path, **params):
+            calls.append(("list", params["fieldSelector"]))
+            n = len([c for c in calls if c[0] == "list"])
+            return {"metadata": {"resourceVersion": f"{n}0"}, "items": []}
+
+        def watch(self, path, rv, **params):
+            calls.append(("watch", rv))
+            watches = len([c for c in calls if c[0] == "watch"])
+            if watches == 1:
+                yield {"type": "ERROR", "object": {"code": 410, "message": "too old resource version"}}
+            elif watches == 2:
+                raise ApiError(410, "{}", "GET", path)
+            else:
+                yield {"type": "ADDED", "object": {"metadata": {"uid": "u1", "resourceVersion": "31"}}}
+                agent.stop.set()
+                yield {"type": "ADDED", "object": {"metadata": {"uid": "u2", "resourceVersion": "32"}}}
+
+    agent = Agent(FakeApi(), ["n1"], "/nonexistent-state", Network("ospt-unit", "10.250.0.0/24"), None, {}, {}, [])
+    agent._upsert = lambda node, pod: seen.append((node, pod["metadata"]["uid"]))
+    agent._watch_loop("n1")
+    assert calls == [("list", "spec.nodeName=n1"), ("watch", "10"), ("list", "spec.nodeName=n1"), ("watch", "20"),
+                     ("list", "spec.nodeName=n1"), ("watch", "30")]
+    assert seen == [("n1", "u1")]
