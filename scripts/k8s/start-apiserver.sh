@@ -28,7 +28,7 @@
 #   self-signed serving certificates).
 # etcd keeps its data in /dev/shm (DIR/etcd-data when /dev/shm is not writable).
 #
-# Binaries come from build-apiserver.sh (a no-op once cached; ~15 min the first time on 2 cores)
+# Binaries come from build-apiserver.sh (a no-op once cached; 8-15 min the first time on 2 cores)
 # unless KUBE_APISERVER and ETCD (and with --cluster KUBE_CONTROLLER_MANAGER and KUBE_SCHEDULER)
 # name them. Other knobs:
 #   OSPREY_K8S_START_TIMEOUT   seconds to wait for readiness (default 120)
