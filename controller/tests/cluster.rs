@@ -111,8 +111,8 @@ impl FakeNode {
         }
     }
 
-    /// Waits until the node lifecycle controller has seen the node Ready and lifted the
-    /// `node.kubernetes.io/not-ready` taint that admission puts on new Nodes.
+    /// Waits until the Node carries no taint (the node lifecycle controller taints Nodes that are
+    /// not Ready or whose heartbeat is stale; the scheduler skips tainted Nodes).
     async fn schedulable(&self) {
         eventually_within(LIMIT, "the node is untainted", || async {
             let n = self.nodes.get(&self.name).await.ok()?;
