@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Stops what start-apiserver.sh DIR started (kube-apiserver, etcd, the owner watcher) and removes
-# the state it wrote: etcd's data, DIR/pki, DIR/kubeconfig, DIR/env, DIR/pids, and the logs unless
-# --keep-logs. DIR itself is left in place. Safe to run twice, or on a half-started DIR.
+# Stops what start-apiserver.sh DIR or start-cluster.sh DIR started (kube-apiserver, etcd,
+# kube-controller-manager, kube-scheduler, the owner watcher) and removes the state it wrote: etcd's
+# data, DIR/pki, the kubeconfigs, DIR/env, DIR/pids, and the logs unless --keep-logs. DIR itself is
+# left in place. Safe to run twice, or on a half-started DIR.
 #
 #   scripts/k8s/stop-apiserver.sh [--keep-logs] DIR
 set -euo pipefail
@@ -27,11 +28,12 @@ alive() {
 ours() {
   local cmd
   cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline")" || return 1
-  [[ "$cmd" == *kube-apiserver* || "$cmd" == *etcd* || "$cmd" == *osprey-k8s-watcher* ]]
+  [[ "$cmd" == *kube-apiserver* || "$cmd" == *etcd* || "$cmd" == *osprey-k8s-watcher* ||
+    "$cmd" == *kube-controller-manager* || "$cmd" == *kube-scheduler* ]]
 }
 
 if [[ -f "$DIR/pids" ]]; then
-  # Newest first: the watcher, then kube-apiserver, then etcd.
+  # Newest first: the watcher, the scheduler and controller-manager, kube-apiserver, then etcd.
   mapfile -t pids < <(tac "$DIR/pids")
   live=()
   for pid in "${pids[@]}"; do
@@ -60,7 +62,9 @@ if [[ -f "$DIR/env" ]]; then
     /dev/shm/osprey-etcd.* | "$DIR/etcd-data") rm -rf "$data" ;;
   esac
 fi
-rm -rf "$DIR/pki" "$DIR/etcd-data" "$DIR/kubeconfig" "$DIR/env" "$DIR/pids" "$DIR/openssl.log"
+rm -rf "$DIR/pki" "$DIR/etcd-data" "$DIR/kubeconfig" "$DIR/env" "$DIR/pids" "$DIR/openssl.log" \
+  "$DIR/kube-controller-manager.kubeconfig" "$DIR/kube-scheduler.kubeconfig"
 if ((keep_logs == 0)); then
-  rm -f "$DIR/etcd.log" "$DIR/kube-apiserver.log" "$DIR/watcher.log"
+  rm -f "$DIR/etcd.log" "$DIR/kube-apiserver.log" "$DIR/watcher.log" \
+    "$DIR/kube-controller-manager.log" "$DIR/kube-scheduler.log"
 fi
