@@ -1,0 +1,227 @@
+"""End to end on a real control plane: the example InferenceService from deploy/ becomes pods
+that actually run. kube-apiserver, kube-controller-manager and kube-scheduler (start-cluster.sh),
+the test node agent, and `osprey controller` as a process: the Deployment it creates becomes a
+ReplicaSet and a Pod (controller-manager), the Pod lands on the node (scheduler), the agent runs
+`osprey pull` as the init container and `osprey serve` behind the real readiness probe, and an
+inference request to the pod, and through the Service name from a client pod, gets the bundled
+iris model's reference answer. Needs root, iproute2 and the built target/debug/osprey
+(scripts/test.sh builds it first); skipped otherwise."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from agent_harness import K8S, AgentProcess, HostLock, wait_for
+
+from node_agent.api import Api, ApiConfig, ApiError
+
+REPO = os.path.dirname(os.path.dirname(K8S))
+OSPREY = os.environ.get("OSPREY_BIN", os.path.join(REPO, "target", "debug", "osprey"))
+BRIDGE, CIDR, NODE = "ospe-br0", "10.246.0.0/16", "osprey-e2e-node"
+IMAGE = "ghcr.io/osprey/osprey:latest"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kubectl_path() -> str:
+    out = subprocess.run([os.path.join(K8S, "build-apiserver.sh")], capture_output=True, text=True,
+                         timeout=1800, check=True).stdout
+    return next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("KUBECTL="))
+
+
+def kubectl(cluster: str, *args: str, stdin: str | None = None) -> str:
+    env = {**os.environ, "KUBECONFIG": os.path.join(cluster, "kubeconfig")}
+    res = subprocess.run([kubectl_path(), *args], input=stdin, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, f"kubectl {' '.join(args)}: {res.stderr}"
+    return res.stdout
+
+
+@pytest.fixture(scope="module")
+def control_plane(tmp_path_factory):
+    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nsenter") is None:
+        pytest.skip("the node agent needs root, iproute2 and nsenter")
+    if not os.access(OSPREY, os.X_OK):
+        pytest.skip(f"no osprey binary at {OSPREY} (cargo build, or OSPREY_BIN)")
+    d = tmp_path_factory.mktemp("k8s-e2e")
+    env = {**os.environ, "OSPREY_K8S_OWNER_PID": str(os.getpid())}
+    res = subprocess.run([os.path.join(K8S, "start-cluster.sh"), str(d)], env=env, capture_output=True,
+                         text=True, timeout=1800)
+    if res.returncode != 0:
+        pytest.fail(f"start-cluster.sh failed:\n{res.stderr[-3000:]}")
+    lock = HostLock()
+    agent = None
+    try:
+        agent = AgentProcess(os.path.join(d, "env"), str(d / "agent-state"), BRIDGE, CIDR, NODE)
+        yield str(d), agent
+    finally:
+        if agent is not None:
+            print(f"agent exited {agent.stop()}; log tail:\n{agent.tail(20)}")
+        lock.release()
+        subprocess.run([os.path.join(K8S, "stop-cluster.sh"), str(d)], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def api(control_plane) -> Api:
+    return Api(ApiConfig.from_env_file(os.path.join(control_plane[0], "env")))
+
+
+@pytest.fixture(scope="module")
+def controller(control_plane, api):
+    """CRDs and RBAC from deploy/, then `osprey controller` as a process on the admin kubeconfig."""
+    cluster, _ = control_plane
+    kubectl(cluster, "apply", "-f", os.path.join(REPO, "deploy", "crds"))
+    wait_for(lambda: _established(api), 30, "the InferenceService CRD to be Established")
+    log_path = os.path.join(cluster, "controller.log")
+    log = open(log_path, "wb")
+    env = {**os.environ, "KUBECONFIG": os.path.join(cluster, "kubeconfig"), "RUST_LOG": "info"}
+    proc = subprocess.Popen([OSPREY, "controller", "--image", IMAGE, "--leader-election", "false",
+                             "--health-port", str(free_port())], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        with open(log_path, errors="replace") as f:
+            print("controller log tail:\n" + "".join(f.readlines()[-20:]))
+
+
+def _established(api: Api) -> bool:
+    crd = api.get_or_none("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/inferenceservices.serving.osprey.dev")
+    conditions = ((crd or {}).get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+
+@pytest.fixture
+def ns(api, controller):
+    name = "e2e-" + uuid.uuid4().hex[:6]
+    api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+    try:
+        api.delete(f"/api/v1/namespaces/{name}")
+    except ApiError:
+        pass
+
+
+def example_isvc(storage_uri: str, ns: str) -> str:
+    """deploy/example-inferenceservice.yaml with its storageUri pointed at the node's copy of the
+    model, in the test's namespace."""
+    text = open(os.path.join(REPO, "deploy", "example-inferenceservice.yaml")).read()
+    for field in ("storageUri: s3://models/iris", "namespace: default"):
+        assert field in text, field
+    return text.replace("storageUri: s3://models/iris", f"storageUri: {storage_uri}").replace(
+        "namespace: default", f"namespace: {ns}")
+
+
+def isvc_ready(api: Api, ns: str, name: str):
+    isvc = api.get_or_none(f"/apis/serving.osprey.dev/v1beta1/namespaces/{ns}/inferenceservices/{name}")
+    conds = (isvc or {}).get("status", {}).get("conditions", [])
+    return isvc if any(c["type"] == "Ready" and c["status"] == "True" for c in conds) else None
+
+
+def pods_of(api: Api, ns: str, selector: str) -> list[dict]:
+    return api.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=selector).get("items", [])
+
+
+def infer(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def reference() -> tuple[dict, list]:
+    case = json.load(open(os.path.join(REPO, "models", "iris", "reference.json")))["cases"][0]
+    return {"inputs": case["inputs"], "outputs": [{"name": "label", "parameters": {"binary_data": False}}]}, \
+        next(o for o in case["outputs"] if o["name"] == "label")["data"]
+
+
+def test_example_inferenceservice_serves_through_kubernetes(control_plane, api, ns, tmp_path):
+    cluster, agent = control_plane
+    # The model served on the node by a pod (an http:// storageUri), fetched by `osprey pull` in
+    # the init container.
+    store = tmp_path / "store"
+    shutil.copytree(os.path.join(REPO, "models", "iris", "1"), store / "iris")
+    uri = f"http://{model_store(api, ns, str(store))}:8080/iris/model.onnx"
+    t0 = time.monotonic()
+    kubectl(cluster, "apply", "-n", ns, "-f", "-", stdin=example_isvc(uri, ns))
+    wait_for(lambda: isvc_ready(api, ns, "iris"), 180, "InferenceService iris to be Ready")
+    ready_after = time.monotonic() - t0
+    pods = pods_of(api, ns, "serving.osprey.dev/inferenceservice=iris")
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    pod = pods[0]
+    assert pod["spec"]["nodeName"] == NODE, "the scheduler bound it to the agent's node"
+    owners = pod["metadata"].get("ownerReferences", [])
+    assert owners and owners[0]["kind"] == "ReplicaSet", "the controller-manager made it"
+    init = pod["status"]["initContainerStatuses"][0]
+    assert init["name"] == "storage-initializer"
+    assert init["state"]["terminated"]["exitCode"] == 0, init
+    assert any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"])
+
+    body, labels = reference()
+    ip = pod["status"]["podIP"]
+    answer = infer(f"http://{ip}:8000/v2/models/iris/infer", body)
+    assert answer["outputs"][0]["data"] == labels, answer
+    first_inference = time.monotonic() - t0
+    print(f"kubectl apply -> Ready {ready_after:.1f}s, -> first inference {first_inference:.1f}s")
+
+    # Through the Service name, from a client pod whose /etc/hosts the agent writes.
+    svc = api.get(f"/api/v1/namespaces/{ns}/services/iris-predictor")
+    port = next(p["port"] for p in svc["spec"]["ports"] if p["name"] == "http")
+    script = ("import os, urllib.request; "
+              "req = urllib.request.Request(os.environ['URL'], data=os.environ['BODY'].encode(), "
+              "headers={'Content-Type': 'application/json'}); "
+              "print(urllib.request.urlopen(req, timeout=10).read().decode())")
+    api.post(f"/api/v1/namespaces/{ns}/pods", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client"},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "client", "image": "python:3.11", "command": ["python", "-c", script],
+            "env": [{"name": "URL", "value": f"http://iris-predictor:{port}/v2/models/iris/infer"},
+                    {"name": "BODY", "value": json.dumps(body)}]}]}})
+    done = wait_for(lambda: _finished(api, ns, "client"), 60, "the client pod to finish")
+    log = os.path.join(agent.state_dir, f"{ns}_client", "client.log")
+    text = open(log).read()
+    assert done == "Succeeded", text
+    assert json.loads(text.strip().splitlines()[-1])["outputs"][0]["data"] == labels, text
+
+
+def model_store(api: Api, ns: str, directory: str) -> str:
+    """A pod serving `directory` over HTTP on port 8080; returns its IP once it answers."""
+    api.post(f"/api/v1/namespaces/{ns}/pods", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "model-store"},
+        "spec": {"containers": [{
+            "name": "http", "image": "python:3.11",
+            "command": ["python", "-m", "http.server", "8080", "--directory", directory],
+            "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}})
+
+    def ready_ip():
+        pod = api.get_or_none(f"/api/v1/namespaces/{ns}/pods/model-store")
+        status = (pod or {}).get("status", {})
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
+        return status.get("podIP") if ready else None
+
+    return wait_for(ready_ip, 60, "the model store pod to be Ready")
+
+
+def _finished(api: Api, ns: str, name: str):
+    pod = api.get_or_none(f"/api/v1/namespaces/{ns}/pods/{name}")
+    phase = (pod or {}).get("status", {}).get("phase")
+    return phase if phase in ("Succeeded", "Failed") else None
