@@ -31,6 +31,10 @@ pub struct ServerSpec<'a> {
     pub pod: &'a PodFields,
 }
 
+/// A container that fails reports the end of its log as its termination message, which the
+/// InferenceService's status then carries (a failed pull says why).
+const LOGS_ON_ERROR: &str = "FallbackToLogsOnError";
+
 fn probe(path: &str, initial: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
@@ -107,6 +111,7 @@ pub fn template(
                 image: Some(image.clone()),
                 args: Some(vec!["pull".into(), uri.clone(), MODELS_DIR.into()]),
                 volume_mounts: Some(vec![mount.clone()]),
+                termination_message_policy: Some(LOGS_ON_ERROR.into()),
                 ..Default::default()
             });
             mounts.push(mount);
@@ -163,6 +168,7 @@ pub fn template(
         liveness_probe: Some(probe("/v2/health/live", 10)),
         resources: s.resources.cloned(),
         volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        termination_message_policy: Some(LOGS_ON_ERROR.into()),
         ..Default::default()
     };
     let mut labels: BTreeMap<String, String> = s.extension.labels.clone();

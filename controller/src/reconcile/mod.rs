@@ -2,6 +2,7 @@
 //! references set, a finalizer deleting them on removal), leftovers removed, status written from
 //! the Deployments' real status. Idempotent: applying the same spec twice changes nothing.
 
+mod pods;
 pub mod status;
 
 use crate::crd::InferenceService;
@@ -9,7 +10,7 @@ use crate::desired::labels::{Component, ISVC_LABEL, MANAGER};
 use crate::desired::{self, revision_of_deployment, ComponentObjects, Observed, Settings};
 use crate::error::Error;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::controller::Action;
@@ -229,6 +230,7 @@ async fn apply(isvc: Arc<InferenceService>, ctx: &Context) -> Result<Action, Err
             delete_if_present(&ctx.hpa_api(&ns), &c.object_name(&name)).await?;
         }
     }
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let mut found = Vec::new();
     for objs in &objects {
         let c = objs.component;
@@ -237,15 +239,24 @@ async fn apply(isvc: Arc<InferenceService>, ctx: &Context) -> Result<Action, Err
             Some(_) => deployments.get_opt(&c.canary_name(&name)).await?,
             None => None,
         };
-        found.push((stable, canary));
+        let selector = desired::labels::selector(&name, c)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let pods = pods_api
+            .list(&ListParams::default().labels(&selector))
+            .await?;
+        found.push((stable, canary, pods::problem(&pods.items)));
     }
     let observations: Vec<status::Observation<'_>> = objects
         .iter()
         .zip(&found)
-        .map(|(o, (s, c))| status::Observation {
+        .map(|(o, (s, c, p))| status::Observation {
             objects: o,
             stable: s.as_ref(),
             canary: c.as_ref(),
+            pod_problem: p.clone(),
         })
         .collect();
     let st = status::compute(
@@ -256,10 +267,19 @@ async fn apply(isvc: Arc<InferenceService>, ctx: &Context) -> Result<Action, Err
         &previous,
         &now(),
     );
+    let ready = st
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
     if isvc.status.as_ref() != Some(&st) {
         write_status(&api, &name, st).await?;
     }
-    Ok(Action::requeue(Duration::from_secs(300)))
+    // Pods are not watched: while not ready, look again soon for what they report.
+    Ok(Action::requeue(Duration::from_secs(if ready {
+        300
+    } else {
+        5
+    })))
 }
 
 /// Deletes everything the InferenceService owns (there may be no garbage collector running).

@@ -12,6 +12,8 @@ pub struct Observation<'a> {
     pub objects: &'a ComponentObjects,
     pub stable: Option<&'a Deployment>,
     pub canary: Option<&'a Deployment>,
+    /// Why its pods are not ready, as they report it ([`super::pods::problem`]).
+    pub pod_problem: Option<String>,
 }
 
 fn counts(d: Option<&Deployment>) -> (i32, i32) {
@@ -100,7 +102,10 @@ pub fn compute(
             } else {
                 "ReplicasNotReady"
             },
-            format!("{} of {} replicas ready", sr + cr, sw + cw),
+            match (&o.pod_problem, ready) {
+                (Some(p), false) => format!("{} of {} replicas ready; {p}", sr + cr, sw + cw),
+                _ => format!("{} of {} replicas ready", sr + cr, sw + cw),
+            },
             previous,
             now,
         ));

@@ -26,6 +26,19 @@ log = logging.getLogger("node_agent.pod")
 TICK = 0.2
 
 
+def log_tail(path: str, lines: int = 80, limit: int = 2048) -> str:
+    """The last `lines` lines of a container log, at most `limit` bytes (the kubelet's
+    FallbackToLogsOnError bounds)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - limit))
+            data = f.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+
+
 class ContainerState:
     def __init__(self, spec: dict, is_init: bool):
         self.spec = spec
@@ -375,6 +388,12 @@ class PodWorker(threading.Thread):
         }
         if c.probe_kill:
             term["message"] = c.probe_kill
+        elif code != 0 and c.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            # As the kubelet: the end of the log (at most 80 lines, 2048 bytes) when the
+            # container failed (there is no termination-message file to read first).
+            tail = log_tail(os.path.join(self.log_dir, f"{c.name}.log"))
+            if tail:
+                term["message"] = tail
         log.info("pod %s: container %s exited %d", self.key, c.name, code)
         self._exited(c, term)
 

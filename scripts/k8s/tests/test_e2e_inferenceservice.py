@@ -225,3 +225,28 @@ def _finished(api: Api, ns: str, name: str):
     pod = api.get_or_none(f"/api/v1/namespaces/{ns}/pods/{name}")
     phase = (pod or {}).get("status", {}).get("phase")
     return phase if phase in ("Succeeded", "Failed") else None
+
+
+def predictor_condition(api: Api, ns: str, name: str) -> dict | None:
+    isvc = api.get_or_none(f"/apis/serving.osprey.dev/v1beta1/namespaces/{ns}/inferenceservices/{name}")
+    conds = ((isvc or {}).get("status") or {}).get("conditions") or []
+    return next((c for c in conds if c["type"] == "PredictorReady"), None)
+
+
+def test_a_broken_model_is_not_ready_with_the_pods_reason(control_plane, api, ns, controller, tmp_path):
+    """A storageUri that answers 404: the init container fails, the InferenceService stays not
+    Ready with the real pod's reason (the pull's own error), and the controller keeps running."""
+    store = tmp_path / "empty"
+    store.mkdir()
+    uri = f"http://{model_store(api, ns, str(store))}:8080/nope/model.onnx"
+    kubectl(control_plane[0], "apply", "-n", ns, "-f", "-", stdin=example_isvc(uri, ns))
+
+    def reason():
+        c = predictor_condition(api, ns, "iris")
+        return c if c and c["status"] == "False" and "storage-initializer" in c.get("message", "") else None
+
+    cond = wait_for(reason, 90, "PredictorReady to carry the failing init container's reason")
+    assert "HTTP 404" in cond["message"], cond
+    assert "0 of 1 replicas ready" in cond["message"], cond
+    assert not isvc_ready(api, ns, "iris")
+    assert controller.poll() is None, "the controller must not crash"
