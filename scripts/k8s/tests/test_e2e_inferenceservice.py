@@ -227,6 +227,66 @@ def _finished(api: Api, ns: str, name: str):
     return phase if phase in ("Succeeded", "Failed") else None
 
 
+def serve_iris(cluster: str, api: Api, ns: str, tmp_path, extra: str = "") -> None:
+    """The example InferenceService on a model served by a pod, Ready."""
+    store = tmp_path / "store"
+    shutil.copytree(os.path.join(REPO, "models", "iris", "1"), store / "iris")
+    uri = f"http://{model_store(api, ns, str(store))}:8080/iris/model.onnx"
+    kubectl(cluster, "apply", "-n", ns, "-f", "-", stdin=example_isvc(uri, ns) + extra)
+    wait_for(lambda: isvc_ready(api, ns, "iris"), 180, "InferenceService iris to be Ready")
+
+
+def ready_pods(api: Api, ns: str, selector: str) -> list[dict]:
+    return [p for p in pods_of(api, ns, selector)
+            if not p["metadata"].get("deletionTimestamp")
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
+
+
+def answers(pod: dict) -> list:
+    body, _ = reference()
+    return infer(f"http://{pod['status']['podIP']}:8000/v2/models/iris/infer", body)["outputs"][0]["data"]
+
+
+PREDICTOR = "serving.osprey.dev/inferenceservice=iris,serving.osprey.dev/component=predictor"
+
+
+def test_scale_replace_and_delete(control_plane, api, ns, tmp_path):
+    """minReplicas 1 -> 2 gives two serving pods; killing a serving pod's server makes Kubernetes
+    restart it and the InferenceService returns to Ready; deleting the InferenceService removes
+    every pod through the cluster's garbage collection."""
+    cluster, agent = control_plane
+    serve_iris(cluster, api, ns, tmp_path)
+    _, labels = reference()
+    kubectl(cluster, "patch", "-n", ns, "inferenceservice", "iris", "--type", "merge",
+            "-p", json.dumps({"spec": {"predictor": {"minReplicas": 2}}}))
+    pods = wait_for(lambda: (lambda ps: ps if len(ps) == 2 else None)(ready_pods(api, ns, PREDICTOR)), 120,
+                    "two ready predictor pods")
+    wait_for(lambda: isvc_ready(api, ns, "iris"), 60, "Ready with two replicas")
+    for p in pods:
+        assert answers(p) == labels, p["metadata"]["name"]
+
+    # Kill the server of one pod: every process in its network namespace.
+    victim = pods[0]
+    netns = agent.bridge + "-" + victim["metadata"]["uid"].replace("-", "")[:12]
+    pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True, timeout=10).stdout.split()
+    assert pids, f"no processes in {netns}"
+    for pid in pids:
+        os.kill(int(pid), signal.SIGKILL)
+
+    def restarted():
+        pod = api.get_or_none(f"/api/v1/namespaces/{ns}/pods/{victim['metadata']['name']}")
+        statuses = ((pod or {}).get("status") or {}).get("containerStatuses") or []
+        return pod if any(c["name"] == "osprey" and c["restartCount"] >= 1 and c["ready"] for c in statuses) else None
+
+    pod = wait_for(restarted, 120, "the killed server to be restarted and ready again")
+    assert answers(pod) == labels
+    wait_for(lambda: isvc_ready(api, ns, "iris"), 60, "Ready again after the restart")
+
+    kubectl(cluster, "delete", "-n", ns, "inferenceservice", "iris", "--wait=false")
+    wait_for(lambda: not pods_of(api, ns, PREDICTOR), 120, "every predictor pod to be gone")
+    assert not api.get(f"/apis/apps/v1/namespaces/{ns}/replicasets").get("items"), "ReplicaSets collected"
+
+
 def predictor_condition(api: Api, ns: str, name: str) -> dict | None:
     isvc = api.get_or_none(f"/apis/serving.osprey.dev/v1beta1/namespaces/{ns}/inferenceservices/{name}")
     conds = ((isvc or {}).get("status") or {}).get("conditions") or []
