@@ -66,7 +66,9 @@ def control_plane(tmp_path_factory):
     lock = HostLock()
     agent = None
     try:
-        agent = AgentProcess(os.path.join(d, "env"), str(d / "agent-state"), BRIDGE, CIDR, NODE)
+        # Room for a canary's five pods, each requesting a CPU and 1 GiB (the example's requests).
+        agent = AgentProcess(os.path.join(d, "env"), str(d / "agent-state"), BRIDGE, CIDR, NODE,
+                             extra=["--cpu", "16", "--memory", "32Gi"])
         yield str(d), agent
     finally:
         if agent is not None:
@@ -285,6 +287,50 @@ def test_scale_replace_and_delete(control_plane, api, ns, tmp_path):
     kubectl(cluster, "delete", "-n", ns, "inferenceservice", "iris", "--wait=false")
     wait_for(lambda: not pods_of(api, ns, PREDICTOR), 120, "every predictor pod to be gone")
     assert not api.get(f"/apis/apps/v1/namespaces/{ns}/replicasets").get("items"), "ReplicaSets collected"
+
+
+def test_canary_split_and_promotion(control_plane, api, ns, tmp_path):
+    """A changed spec with canaryTrafficPercent 25 over minReplicas 4: the old revision keeps 3
+    serving pods and the new one gets 1, all answering; promotion (100) leaves only the new
+    revision running."""
+    cluster, _ = control_plane
+    serve_iris(cluster, api, ns, tmp_path)
+    _, labels = reference()
+    kubectl(cluster, "patch", "-n", ns, "inferenceservice", "iris", "--type", "merge",
+            "-p", json.dumps({"spec": {"predictor": {"minReplicas": 4}}}))
+    wait_for(lambda: len(ready_pods(api, ns, PREDICTOR)) == 4 and isvc_ready(api, ns, "iris"), 180,
+             "four ready pods of the first revision")
+    old = {p["metadata"]["labels"]["serving.osprey.dev/revision"] for p in ready_pods(api, ns, PREDICTOR)}
+    assert len(old) == 1, old
+
+    # A new revision (another memory limit) as a 25% canary.
+    kubectl(cluster, "patch", "-n", ns, "inferenceservice", "iris", "--type", "merge", "-p", json.dumps(
+        {"spec": {"predictor": {"canaryTrafficPercent": 25, "model": {"resources": {"limits": {"memory": "3Gi"}}}}}}))
+
+    def split():
+        ps = ready_pods(api, ns, PREDICTOR)
+        tracks = sorted(p["metadata"]["labels"]["serving.osprey.dev/track"] for p in ps)
+        return ps if tracks == ["canary", "stable", "stable", "stable"] and isvc_ready(api, ns, "iris") else None
+
+    pods = wait_for(split, 180, "3 stable + 1 canary ready pods")
+    revisions = {p["metadata"]["labels"]["serving.osprey.dev/track"]: p["metadata"]["labels"]["serving.osprey.dev/revision"]
+                 for p in pods}
+    assert revisions["stable"] in old and revisions["canary"] not in old, revisions
+    for p in pods:
+        assert answers(p) == labels, p["metadata"]["name"]
+
+    # Promotion: only the new revision runs, on the stable Deployment; the canary goes.
+    kubectl(cluster, "patch", "-n", ns, "inferenceservice", "iris", "--type", "merge",
+            "-p", json.dumps({"spec": {"predictor": {"canaryTrafficPercent": 100}}}))
+
+    def promoted():
+        ps = pods_of(api, ns, PREDICTOR)
+        revs = {p["metadata"]["labels"]["serving.osprey.dev/revision"] for p in ps}
+        ready = ready_pods(api, ns, PREDICTOR)
+        return revs == {revisions["canary"]} and len(ready) == 4 and isvc_ready(api, ns, "iris")
+
+    wait_for(promoted, 240, "only the new revision, 4 ready pods")
+    assert api.get_or_none(f"/apis/apps/v1/namespaces/{ns}/deployments/iris-predictor-canary") is None
 
 
 def predictor_condition(api: Api, ns: str, name: str) -> dict | None:
