@@ -68,6 +68,11 @@ fn isvc(storage: &str) -> InferenceService {
 /// Answers like an empty cluster that accepts every write.
 fn empty_cluster(i: InferenceService) -> Arc<Script> {
     Arc::new(move |c: &Call| match c.method.as_str() {
+        // The component's pods, listed for their reasons: none yet.
+        "GET" if c.path.ends_with("/pods") => (
+            StatusCode::OK,
+            json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": []}),
+        ),
         "GET" => not_found(),
         "DELETE" => not_found(),
         "PATCH" if c.path.ends_with("/status") => {
