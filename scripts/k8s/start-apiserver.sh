@@ -130,6 +130,11 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 subjectAltName = IP:127.0.0.1, DNS:localhost, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local
 EOF
+# More names for the serving certificate, e.g. the test node agent's gateway address through
+# which pods reach this server (node-agent.py --api-access): OSPREY_K8S_EXTRA_SANS=IP:10.244.0.1
+if [[ -n "${OSPREY_K8S_EXTRA_SANS:-}" ]]; then
+  sed -i "s|^subjectAltName = .*|&, ${OSPREY_K8S_EXTRA_SANS}|" "$PKI/openssl.cnf"
+fi
 (
   cd "$PKI"
   openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \

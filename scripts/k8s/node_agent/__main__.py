@@ -41,6 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hosts-interval", type=float, default=1.0, help="/etc/hosts refresh period, seconds")
     p.add_argument("--unregister-on-exit", action="store_true", help="delete the Nodes and Leases on exit")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--api-access", action="store_true",
+                   help="give pods the API server: a forwarder on the bridge gateway:443, KUBERNETES_SERVICE_HOST/PORT "
+                        "and service account tokens (the API server's certificate must name the gateway)")
     return p.parse_args(argv)
 
 
@@ -75,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         lease_interval=args.lease_interval,
         status_interval=args.status_interval,
         hosts_interval=args.hosts_interval,
+        api_access=args.api_access,
+        ca_file=config.ca_file,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 
+from . import apiaccess
 from .api import Api, ApiError
 from .images import ImageTable
 from .netns import Network
@@ -33,8 +34,14 @@ class Agent:
         lease_interval: float = 10.0,
         status_interval: float = 60.0,
         hosts_interval: float = 1.0,
+        api_access: bool = False,
+        ca_file: str | None = None,
     ):
         self.api = api
+        # In-cluster API access for pods (apiaccess.py): the forwarder starts with the bridge.
+        self.api_access = api_access
+        self.ca_file = ca_file
+        self.forwarder = None
         self.state_dir = os.path.abspath(state_dir)
         self.network = network
         self.images = images
@@ -53,13 +60,18 @@ class Agent:
         self.stop = threading.Event()
 
     def base_env(self, hostname: str) -> dict[str, str]:
-        return {"PATH": os.environ.get("PATH", os.defpath), "HOSTNAME": hostname, "HOME": "/root"}
+        env = {"PATH": os.environ.get("PATH", os.defpath), "HOSTNAME": hostname, "HOME": "/root"}
+        if self.api_access:
+            env.update(apiaccess.env(str(self.network.gateway)))
+        return env
 
     # --- lifecycle ---
 
     def start(self) -> None:
         os.makedirs(self.state_dir, exist_ok=True)
         self.network.setup()
+        if self.api_access:
+            self.forwarder = apiaccess.ApiForwarder(str(self.network.gateway), self.api.config.server)
         for node in self.nodes:
             node.register()
         threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True).start()
@@ -80,6 +92,8 @@ class Agent:
         for w in workers:
             w.join(max(0.1, deadline - time.monotonic()))
         self.mount_points.release_all()
+        if self.forwarder is not None:
+            self.forwarder.close()
         self.network.teardown()
         if unregister:
             for node in self.nodes:

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from . import hosts, runner, volumes
+from . import apiaccess, hosts, runner, volumes
 from .api import ApiError
 from .envs import ConfigError, Lookup, build_env, expand
 from .images import ImageError, ProgramNotFound
@@ -203,9 +203,17 @@ class PodWorker(threading.Thread):
             return False
         try:
             if self.volume_paths is None:
-                self.volume_paths = volumes.prepare(
+                paths = volumes.prepare(
                     self.agent.api, pod, self.run_dir, self.agent.state_dir, self.agent.allocatable
                 )
+                if self.agent.api_access and apiaccess.wants_token(self.agent.api, pod):
+                    dest = os.path.join(self.run_dir, "volumes", apiaccess.VOLUME)
+                    os.makedirs(dest, exist_ok=True)
+                    for name, data in apiaccess.credentials(self.agent.api, pod, self.agent.ca_file).items():
+                        with open(os.path.join(dest, name), "wb") as f:
+                            f.write(data)
+                    paths[apiaccess.VOLUME] = dest
+                self.volume_paths = paths
             view = self.agent.namespace_view(self.ns)
             netns, pod_ip = self.agent.network.create_pod(self.uid)
             try:
@@ -280,6 +288,8 @@ class PodWorker(threading.Thread):
             c.image_id = "osprey-agent-program://" + resolved.program
             assert self.volume_paths is not None and self.netns is not None
             mounts = sorted(volumes.container_mounts(spec, self.volume_paths, volumes.read_only_volumes(pod)), key=lambda m: m["target"].count("/"))
+            if apiaccess.VOLUME in self.volume_paths:
+                mounts.append({"source": self.volume_paths[apiaccess.VOLUME], "target": apiaccess.MOUNT, "readOnly": True})
             mounts.append({"source": self.hosts_path, "target": "/etc/hosts", "readOnly": False})
             if os.path.exists("/etc/resolv.conf"):
                 mounts.append({"source": os.path.join(self.run_dir, "resolv.conf"), "target": "/etc/resolv.conf", "readOnly": False})
