@@ -8,7 +8,7 @@
 #
 #   scripts/k8s/up.sh [DIR]            # DIR defaults to /tmp/osprey-k8s
 #   export KUBECONFIG=DIR/kubeconfig
-#   target/debug/osprey controller --leader-election false &
+#   target/debug/osprey controller --leader-election false &   # or: kubectl apply -f deploy/controller.yaml
 #   kubectl apply -f my-inferenceservice.yaml
 #
 # Pods of the `ghcr.io/osprey/osprey` image run the built target/debug/osprey (cargo build first;
@@ -19,9 +19,10 @@ DIR=$(realpath -m "${1:-/tmp/osprey-k8s}")
 [[ $(id -u) -eq 0 ]] || { echo "up.sh: the node agent needs root (network namespaces)" >&2; exit 1; }
 [[ -x .venv/bin/python ]] || bash scripts/setup.sh >&2
 mkdir -p "$DIR"
-scripts/k8s/start-cluster.sh "$DIR" >/dev/null
+# Pods reach the API server through the node's gateway (10.244.0.1): deploy/controller.yaml runs.
+OSPREY_K8S_EXTRA_SANS=IP:10.244.0.1 scripts/k8s/start-cluster.sh "$DIR" >/dev/null
 setsid .venv/bin/python scripts/k8s/node-agent.py --env-file "$DIR/env" --node osprey-node-0 \
-  --state-dir "$DIR/node" --cpu "$(nproc)" --memory 16Gi </dev/null >"$DIR/node-agent.log" 2>&1 &
+  --state-dir "$DIR/node" --cpu "$(nproc)" --memory 16Gi --api-access </dev/null >"$DIR/node-agent.log" 2>&1 &
 echo $! >"$DIR/node-agent.pid"
 for _ in $(seq 1 300); do
   [[ -e "$DIR/node/ready" ]] && break
