@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,3 +118,34 @@ class AgentProcess:
         self.log.close()
         cleanup_network(self.bridge)
         return self.proc.returncode
+
+
+def full_cluster(directory, bridge: str, cidr: str, node: str, osprey: str, agent_args: list[str],
+                 extra_sans: str = ""):
+    """Generator for a module fixture: the full control plane (start-cluster.sh) in `directory`
+    and a node agent on `bridge`/`cidr`; yields (directory, agent) and stops both. Skips without
+    root, iproute2, nsenter or the osprey binary."""
+    import pytest
+
+    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nsenter") is None:
+        pytest.skip("the node agent needs root, iproute2 and nsenter")
+    if not os.access(osprey, os.X_OK):
+        pytest.skip(f"no osprey binary at {osprey} (cargo build, or OSPREY_BIN)")
+    env = {**os.environ, "OSPREY_K8S_OWNER_PID": str(os.getpid())}
+    if extra_sans:
+        env["OSPREY_K8S_EXTRA_SANS"] = extra_sans
+    res = subprocess.run([os.path.join(K8S, "start-cluster.sh"), str(directory)], env=env, capture_output=True,
+                         text=True, timeout=1800)
+    if res.returncode != 0:
+        pytest.fail(f"start-cluster.sh failed:\n{res.stderr[-3000:]}")
+    lock = HostLock()
+    agent = None
+    try:
+        agent = AgentProcess(os.path.join(directory, "env"), os.path.join(directory, "agent-state"), bridge, cidr,
+                             node, extra=agent_args)
+        yield str(directory), agent
+    finally:
+        if agent is not None:
+            print(f"agent exited {agent.stop()}; log tail:\n{agent.tail(20)}")
+        lock.release()
+        subprocess.run([os.path.join(K8S, "stop-cluster.sh"), str(directory)], capture_output=True, timeout=120)

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 
 import pytest
 
-from agent_harness import K8S, AgentProcess, HostLock, wait_for
+from agent_harness import full_cluster, wait_for
 from node_agent.api import Api, ApiConfig
 from test_e2e_inferenceservice import (OSPREY, PREDICTOR, REPO, answers, isvc_ready, kubectl, ready_pods,
                                        reference, serve_iris)
@@ -24,27 +22,8 @@ CONTROLLER = "app.kubernetes.io/name=osprey-controller"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nsenter") is None:
-        pytest.skip("the node agent needs root, iproute2 and nsenter")
-    if not os.access(OSPREY, os.X_OK):
-        pytest.skip(f"no osprey binary at {OSPREY} (cargo build, or OSPREY_BIN)")
-    d = tmp_path_factory.mktemp("k8s-ctl")
-    env = {**os.environ, "OSPREY_K8S_OWNER_PID": str(os.getpid()), "OSPREY_K8S_EXTRA_SANS": f"IP:{GATEWAY}"}
-    res = subprocess.run([os.path.join(K8S, "start-cluster.sh"), str(d)], env=env, capture_output=True,
-                         text=True, timeout=1800)
-    if res.returncode != 0:
-        pytest.fail(f"start-cluster.sh failed:\n{res.stderr[-3000:]}")
-    lock = HostLock()
-    agent = None
-    try:
-        agent = AgentProcess(os.path.join(d, "env"), str(d / "agent-state"), BRIDGE, CIDR, NODE,
-                             extra=["--api-access", "--cpu", "16", "--memory", "32Gi"])
-        yield str(d), agent
-    finally:
-        if agent is not None:
-            print(f"agent exited {agent.stop()}; log tail:\n{agent.tail(20)}")
-        lock.release()
-        subprocess.run([os.path.join(K8S, "stop-cluster.sh"), str(d)], capture_output=True, timeout=120)
+    yield from full_cluster(tmp_path_factory.mktemp("k8s-ctl"), BRIDGE, CIDR, NODE, OSPREY,
+                           ["--api-access", "--cpu", "16", "--memory", "32Gi"], extra_sans=f"IP:{GATEWAY}")
 
 
 def leader(api: Api) -> str | None:

@@ -21,7 +21,7 @@ import uuid
 
 import pytest
 
-from agent_harness import K8S, AgentProcess, HostLock, wait_for
+from agent_harness import K8S, full_cluster, wait_for
 
 from node_agent.api import Api, ApiConfig, ApiError
 
@@ -53,28 +53,8 @@ def kubectl(cluster: str, *args: str, stdin: str | None = None) -> str:
 
 @pytest.fixture(scope="module")
 def control_plane(tmp_path_factory):
-    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nsenter") is None:
-        pytest.skip("the node agent needs root, iproute2 and nsenter")
-    if not os.access(OSPREY, os.X_OK):
-        pytest.skip(f"no osprey binary at {OSPREY} (cargo build, or OSPREY_BIN)")
-    d = tmp_path_factory.mktemp("k8s-e2e")
-    env = {**os.environ, "OSPREY_K8S_OWNER_PID": str(os.getpid())}
-    res = subprocess.run([os.path.join(K8S, "start-cluster.sh"), str(d)], env=env, capture_output=True,
-                         text=True, timeout=1800)
-    if res.returncode != 0:
-        pytest.fail(f"start-cluster.sh failed:\n{res.stderr[-3000:]}")
-    lock = HostLock()
-    agent = None
-    try:
-        # Room for a canary's five pods, each requesting a CPU and 1 GiB (the example's requests).
-        agent = AgentProcess(os.path.join(d, "env"), str(d / "agent-state"), BRIDGE, CIDR, NODE,
-                             extra=["--cpu", "16", "--memory", "32Gi"])
-        yield str(d), agent
-    finally:
-        if agent is not None:
-            print(f"agent exited {agent.stop()}; log tail:\n{agent.tail(20)}")
-        lock.release()
-        subprocess.run([os.path.join(K8S, "stop-cluster.sh"), str(d)], capture_output=True, timeout=120)
+    # Room for a canary's five pods, each requesting a CPU and 1 GiB (the example's requests).
+    yield from full_cluster(tmp_path_factory.mktemp("k8s-e2e"), BRIDGE, CIDR, NODE, OSPREY, ["--cpu", "16", "--memory", "32Gi"])
 
 
 @pytest.fixture(scope="module")
