@@ -10,5 +10,6 @@ pub mod leader;
 pub mod pull;
 pub mod reconcile;
 pub mod run;
+pub mod training;
 
 pub use error::{Error, SpecError};
