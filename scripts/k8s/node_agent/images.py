@@ -1,7 +1,9 @@
 """The image table: maps a container image to local programs (there are no container images here).
 
 See images.json for the format. resolve() turns a container spec into argv with argv[0] an
-absolute path, or raises ImageError (no command at all) / ProgramNotFound (argv[0] not found).
+absolute path and the image's files (read-only bind mounts standing in for the image's contents),
+or raises ImageError (no command at all, an image file missing on the host) / ProgramNotFound
+(argv[0] not found).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import fnmatch
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 DEFAULT_TABLE = os.path.join(os.path.dirname(__file__), "images.json")
@@ -43,6 +45,8 @@ def repository(image: str) -> str:
 class Resolved:
     argv: list[str]
     program: str  # absolute path of argv[0]
+    files: list[dict] = field(default_factory=list)  # [{"source", "target", "readOnly": True}]
+    exec_argv: list[str] = field(default_factory=list)  # what is exec'd (see resolve)
 
 
 class ImageTable:
@@ -72,6 +76,19 @@ class ImageTable:
             return name if os.path.isfile(name) and os.access(name, os.X_OK) else None
         return shutil.which(name, path=self.search_path)
 
+    def files(self, image: str, rule: dict) -> list[dict]:
+        """The rule's "files" ({container path: host path, {repo} expanded}) as read-only bind
+        mounts, shallowest target first; a host path that does not exist is an ImageError."""
+        out = []
+        for target, host in (rule.get("files") or {}).items():
+            if not target.startswith("/"):
+                raise ImageError(f"image {image!r}: file target {target!r} is not absolute (agent's image table)")
+            source = host.replace("{repo}", REPO)
+            if not os.path.exists(source):
+                raise ImageError(f"image {image!r}: {target} comes from {source}, which does not exist on the node")
+            out.append({"source": source, "target": os.path.normpath(target), "readOnly": True})
+        return sorted(out, key=lambda m: m["target"].count("/"))
+
     def resolve(self, image: str, command: list[str] | None, args: list[str] | None) -> Resolved:
         """Kubernetes semantics: command replaces the image's ENTRYPOINT, args its CMD; a command
         without args drops the image's CMD."""
@@ -82,9 +99,14 @@ class ImageTable:
             argv = list(rule.get("entrypoint", [])) + list(args if args else rule.get("cmd", []))
         if not argv:
             raise ImageError(f"no command specified: image {image!r} has no entrypoint in the agent's image table")
+        files = self.files(image, rule)
         program = self.program(argv[0])
         if program is None:
             raise ProgramNotFound(
                 f'exec: "{argv[0]}": executable file not found (image {image!r}; see the agent\'s image table)'
             )
-        return Resolved(argv=argv, program=program)
+        # A name from `programs` is exec'd with argv[0] = its path: a venv's Python finds its
+        # pyvenv.cfg (and site-packages) from argv[0], and "python3" alone would make it search
+        # PATH and start as the base interpreter, without the venv's packages.
+        exec_argv = [program] + argv[1:] if argv[0] in self.programs else argv
+        return Resolved(argv=argv, program=program, files=files, exec_argv=exec_argv)

@@ -287,7 +287,9 @@ class PodWorker(threading.Thread):
             resolved = self.agent.images.resolve(image, command, args)
             c.image_id = "osprey-agent-program://" + resolved.program
             assert self.volume_paths is not None and self.netns is not None
-            mounts = sorted(volumes.container_mounts(spec, self.volume_paths, volumes.read_only_volumes(pod)), key=lambda m: m["target"].count("/"))
+            # The image's files first (they stand for its root filesystem), volumes over them.
+            mounts = list(resolved.files)
+            mounts += sorted(volumes.container_mounts(spec, self.volume_paths, volumes.read_only_volumes(pod)), key=lambda m: m["target"].count("/"))
             if apiaccess.VOLUME in self.volume_paths:
                 mounts.append({"source": self.volume_paths[apiaccess.VOLUME], "target": apiaccess.MOUNT, "readOnly": True})
             mounts.append({"source": self.hosts_path, "target": "/etc/hosts", "readOnly": False})
@@ -308,7 +310,7 @@ class PodWorker(threading.Thread):
                 mounts=mounts,
                 working_dir=wd,
                 program=resolved.program,
-                argv=resolved.argv,
+                argv=resolved.exec_argv,
                 env=env,
                 spec_dir=self.run_dir,
             )

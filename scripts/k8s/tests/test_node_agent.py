@@ -523,3 +523,41 @@ def test_pod_bound_later_like_a_scheduler_does(api, agent, ns):
              {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "unbound"}, "target": {"apiVersion": "v1", "kind": "Node", "name": NODE}})
     wait_phase(api, ns, "unbound", "Succeeded")
     assert log_of(agent, ns, "unbound", "main") == "bound\n"
+
+
+def test_image_files_are_mounted_read_only(api, agent, ns):
+    """kubeflowkatib/pytorch-mnist's table rule mounts examples/training at /opt/pytorch-mnist and
+    runs its mnist.py (the image's ENTRYPOINT) with the pod's args."""
+    image = "docker.io/kubeflowkatib/pytorch-mnist:v1beta1-45c5727"
+    check = "head -1 /opt/pytorch-mnist/mnist.py; touch /opt/pytorch-mnist/w 2>/dev/null && echo writable || echo read-only"
+    create_pod(api, ns, "mnist", {"restartPolicy": "Never", "containers": [
+        {"name": "train", "image": image, "args": ["--epochs=1", "--steps=50", "--backend=gloo"]},
+        {"name": "check", "image": image, "command": ["sh", "-c", check]},
+    ]})
+    wait_phase(api, ns, "mnist", "Succeeded", timeout=60)
+    train = log_of(agent, ns, "mnist", "train")
+    assert "rank=0 world=1 coordinator=127.0.0.1:23456 source=pytorch" in train and "final rank=0 world=1" in train, train
+    assert "ignoring unknown arguments: --backend=gloo" in train
+    assert log_of(agent, ns, "mnist", "check") == '"""Stand-in for /opt/pytorch-mnist/mnist.py of the kubeflowkatib/pytorch-mnist image.\nread-only\n'
+
+
+def test_ddp_training_across_pods(api, agent, ns):
+    """Two pods of the mnist stand-in train together as a PyTorchJob's master and worker do:
+    MASTER_ADDR names the master's headless Service, which the worker resolves through
+    /etc/hosts once the master pod is Ready (it retries until then)."""
+    image = "docker.io/kubeflowkatib/pytorch-mnist:v1beta1-45c5727"
+    api.post(f"/api/v1/namespaces/{ns}/services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ddp-master-0"},
+             "spec": {"clusterIP": "None", "selector": {"role": "master"}, "ports": [{"port": 23456}]}})
+    for rank, name, role in ((1, "ddp-worker-0", "worker"), (0, "ddp-master-0", "master")):
+        env = [{"name": "RANK", "value": str(rank)}, {"name": "WORLD_SIZE", "value": "2"},
+               {"name": "MASTER_ADDR", "value": "ddp-master-0"}, {"name": "MASTER_PORT", "value": "23456"}]
+        create_pod(api, ns, name, {"restartPolicy": "Never", "containers": [
+            {"name": "pytorch", "image": image, "args": ["--epochs=1", "--rendezvous-timeout=40"], "env": env}]}, labels={"role": role})
+    digests = set()
+    for rank, name in ((0, "ddp-master-0"), (1, "ddp-worker-0")):
+        wait_phase(api, ns, name, "Succeeded", timeout=60)
+        text = log_of(agent, ns, name, "pytorch")
+        line = [x for x in text.splitlines() if x.startswith(f"final rank={rank} world=2 ")]
+        assert line, text
+        digests.add(line[0].rsplit("=", 1)[1])
+    assert len(digests) == 1

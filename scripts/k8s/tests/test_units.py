@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -31,10 +32,11 @@ def test_image_table_resolution(tmp_path, monkeypatch):
     assert r.program == str(fake) and r.argv == ["osprey", "serve", "--port", "8000"]
     r = table.resolve("python:3.11", None, None)
     assert r.program == os.path.join(REPO, ".venv", "bin", "python") and r.argv == ["python3"]
+    assert r.exec_argv == [r.program]  # a venv's Python needs its path in argv[0]
     r = table.resolve("python:3.11", ["python", "-c", "pass"], None)
     assert r.argv == ["python", "-c", "pass"]
     r = table.resolve("busybox", ["sh", "-c", "true"], None)
-    assert os.path.basename(r.program) == "sh"
+    assert os.path.basename(r.program) == "sh" and r.exec_argv == ["sh", "-c", "true"]
     with pytest.raises(ImageError):
         table.resolve("registry.example/unknown", None, None)
     with pytest.raises(ProgramNotFound):
@@ -48,6 +50,46 @@ def test_default_osprey_path_is_inside_the_repository(monkeypatch):
     monkeypatch.delenv("OSPREY_BIN", raising=False)
     entry = ImageTable().programs["osprey"]
     assert entry["path"] == "{repo}/target/debug/osprey"
+
+
+def _table(tmp_path, images: list[dict]) -> ImageTable:
+    path = tmp_path / "images.json"
+    path.write_text(json.dumps({"programs": {}, "images": images}))
+    return ImageTable(str(path))
+
+
+def test_image_files_resolve_to_read_only_mounts(tmp_path):
+    host = tmp_path / "contents"
+    host.mkdir()
+    (host / "run.py").write_text("")
+    table = _table(tmp_path, [{"match": "acme/app", "cmd": ["sh"],
+                               "files": {"/opt/app/run.py": str(host / "run.py"), "/opt/app/": str(host)}}])
+    r = table.resolve("docker.io/acme/app:1", None, None)
+    assert r.files == [{"source": str(host), "target": "/opt/app", "readOnly": True},
+                       {"source": str(host / "run.py"), "target": "/opt/app/run.py", "readOnly": True}]
+    assert table.resolve("acme/app", ["sh", "-c", "true"], None).files == r.files  # command keeps the files
+    assert table.resolve("other", ["sh"], None).files == []
+
+
+def test_image_files_expand_repo_and_the_mnist_rule(tmp_path):
+    table = ImageTable()
+    r = table.resolve("docker.io/kubeflowkatib/pytorch-mnist:v1beta1-45c5727", None, ["--epochs=1"])
+    assert r.argv == ["python3", "/opt/pytorch-mnist/mnist.py", "--epochs=1"]
+    assert r.files == [{"source": os.path.join(REPO, "examples", "training"), "target": "/opt/pytorch-mnist", "readOnly": True}]
+    assert os.path.isfile(os.path.join(r.files[0]["source"], "mnist.py"))
+    r = table.resolve("pytorch/pytorch:2.1.0-cuda11.8-cudnn8-runtime", None, None)
+    assert r.argv == ["python3"] and r.files == []
+    r = _table(tmp_path, [{"match": "*", "cmd": ["sh"], "files": {"/x": "{repo}/scripts/k8s"}}]).resolve("a", None, None)
+    assert r.files[0]["source"] == os.path.join(REPO, "scripts", "k8s")
+
+
+def test_image_files_missing_host_path_cannot_create_the_container(tmp_path):
+    table = _table(tmp_path, [{"match": "*", "cmd": ["sh"], "files": {"/opt/x": str(tmp_path / "missing")}}])
+    with pytest.raises(ImageError, match="missing"):
+        table.resolve("acme/app", None, None)
+    table = _table(tmp_path, [{"match": "*", "cmd": ["sh"], "files": {"opt/x": str(tmp_path)}}])
+    with pytest.raises(ImageError, match="not absolute"):
+        table.resolve("acme/app", None, None)
 
 
 def test_expand_like_kubernetes():
