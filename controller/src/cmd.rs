@@ -43,9 +43,63 @@ pub struct ControllerArgs {
     pub health_port: u16,
 }
 
-/// The CustomResourceDefinitions as YAML, generated from the Rust types.
+/// Each CustomResourceDefinition the controller serves, as (file name under deploy/crds, YAML),
+/// generated from the Rust types.
+pub fn crds() -> Result<Vec<(String, String)>, Error> {
+    use crate::training::crd::{PyTorchJob, TFJob};
+    let mut all = vec![serde_json::to_value(InferenceService::crd())?];
+    for (crd, field) in [
+        (PyTorchJob::crd(), "pytorchReplicaSpecs"),
+        (TFJob::crd(), "tfReplicaSpecs"),
+    ] {
+        let mut v = serde_json::to_value(crd)?;
+        // The pod template's schema is Kubernetes' own: without its descriptions the CRD stays
+        // small enough for `kubectl apply` (whose annotation holds at most 256 KiB).
+        if let Some(versions) = v
+            .pointer_mut("/spec/versions")
+            .and_then(|x| x.as_array_mut())
+        {
+            for version in versions {
+                let path = format!("/schema/openAPIV3Schema/properties/spec/properties/{field}/additionalProperties/properties/template");
+                if let Some(t) = version.pointer_mut(&path) {
+                    strip_descriptions(t);
+                }
+            }
+        }
+        all.push(v);
+    }
+    all.iter()
+        .map(|c| {
+            let name = c
+                .pointer("/metadata/name")
+                .and_then(|n| n.as_str())
+                .unwrap_or_default()
+                .to_string();
+            serde_yaml::to_string(c)
+                .map(|y| (format!("{name}.yaml"), y))
+                .map_err(|e| Error::Other(e.to_string()))
+        })
+        .collect()
+}
+
+fn strip_descriptions(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.remove("description");
+            m.values_mut().for_each(strip_descriptions);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_descriptions),
+        _ => {}
+    }
+}
+
+/// Every CustomResourceDefinition as one multi-document YAML stream (`osprey crd`).
 pub fn crd_yaml() -> Result<String, Error> {
-    serde_yaml::to_string(&InferenceService::crd()).map_err(|e| Error::Other(e.to_string()))
+    Ok(crds()?
+        .into_iter()
+        .map(|(_, y)| y)
+        .collect::<Vec<_>>()
+        .join("---\n"))
 }
 
 fn identity(args: &ControllerArgs) -> String {
@@ -130,11 +184,13 @@ pub async fn run_controller(
         let _ = tx.send(why);
     });
     let (why_tx, why_rx) = tokio::sync::oneshot::channel::<&'static str>();
-    let stop = async move {
+    let stop = futures::FutureExt::shared(async move {
         let why = rx.await.unwrap_or("shutdown");
         let _ = why_tx.send(why);
-    };
-    crate::run::run(client, args.namespace.as_deref(), settings, stop).await;
+    });
+    let training = crate::training::run::run(client.clone(), args.namespace.clone(), stop.clone());
+    let serving = crate::run::run(client, args.namespace.as_deref(), settings, stop);
+    futures::join!(serving, training);
     health_task.abort();
     match why_rx.await.unwrap_or("shutdown") {
         "leadership lost" => Err(Error::Other(

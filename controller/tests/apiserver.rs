@@ -364,19 +364,21 @@ fn kubectl() -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_manifests_pass_server_side_dry_run() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    // The CRD in deploy/ is the one generated from the Rust types.
-    let committed =
-        std::fs::read_to_string(repo.join("deploy/crds/inferenceservices.serving.osprey.dev.yaml"))
-            .unwrap();
-    assert_eq!(
-        committed,
-        osprey_controller::cmd::crd_yaml().unwrap(),
-        "deploy/crds is stale: regenerate it with `osprey crd > deploy/crds/inferenceservices.serving.osprey.dev.yaml`"
-    );
+    // The CRDs in deploy/ are the ones generated from the Rust types.
+    for (name, yaml) in osprey_controller::cmd::crds().unwrap() {
+        let committed = std::fs::read_to_string(repo.join("deploy/crds").join(&name))
+            .unwrap_or_else(|e| panic!("deploy/crds/{name}: {e}"));
+        assert!(
+            committed == yaml,
+            "deploy/crds/{name} is stale: regenerate deploy/crds with `osprey crd --out-dir deploy/crds`"
+        );
+    }
     let client = client().await;
     prepare(&client, "osprey-system").await;
     for file in [
         "deploy/crds/inferenceservices.serving.osprey.dev.yaml",
+        "deploy/crds/pytorchjobs.kubeflow.org.yaml",
+        "deploy/crds/tfjobs.kubeflow.org.yaml",
         "deploy/rbac.yaml",
         "deploy/controller.yaml",
         "deploy/example-inferenceservice.yaml",

@@ -26,10 +26,23 @@ pub enum Command {
     /// Combine `osprey loadtest --json` files into one HTML and CSV report.
     Report(osprey_loadtest::report::ReportArgs),
     /// Run the Kubernetes controller: InferenceServices become Deployments, Services and
-    /// autoscalers of Osprey servers (kubeconfig from KUBECONFIG, ~/.kube/config or in-cluster).
+    /// autoscalers of Osprey servers; PyTorchJobs and TFJobs (the Kubeflow training operator's
+    /// API) become pods and headless Services (kubeconfig from KUBECONFIG, ~/.kube/config or
+    /// in-cluster).
     Controller(osprey_controller::cmd::ControllerArgs),
-    /// Print the CustomResourceDefinitions (YAML) the controller serves.
-    Crd,
+    /// Print the CustomResourceDefinitions (YAML) the controller serves: InferenceService,
+    /// PyTorchJob and TFJob.
+    Crd {
+        /// Write one file per CRD (`<name>.yaml`, as in deploy/crds) into this directory instead
+        /// of printing them.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+    /// Training jobs (Kubeflow's PyTorchJob and TFJob) on this machine.
+    Train {
+        #[command(subcommand)]
+        command: TrainCommand,
+    },
     /// Fetch a model repository or one model's directory into DIR (file://, pvc://, http(s)://,
     /// s3:// with AWS_* variables, gs:// with GOOGLE_OAUTH_ACCESS_TOKEN and STORAGE_EMULATOR_HOST):
     /// what an InferenceService's init container runs.
@@ -39,6 +52,16 @@ pub enum Command {
         /// Where it goes (created if missing).
         dir: std::path::PathBuf,
     },
+}
+
+/// `osprey train` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// Run a PyTorchJob or TFJob manifest's replicas as local processes, with the environment,
+    /// restart policies, backoffLimit and activeDeadlineSeconds the controller gives them on
+    /// Kubernetes. Exit code 0 only when the job succeeded (1: failed, 2: bad manifest,
+    /// 130: interrupted).
+    Run(osprey_controller::training::local::TrainRunArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

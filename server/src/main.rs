@@ -1,7 +1,7 @@
 //! The `osprey` binary.
 
 use clap::Parser;
-use osprey_server::cli::{Cli, Command, LogFormat, ServeArgs};
+use osprey_server::cli::{Cli, Command, LogFormat, ServeArgs, TrainCommand};
 use osprey_server::server::{build_state, run, Listeners};
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
@@ -53,6 +53,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `osprey train run`: exits with the job's outcome.
+fn train_run(args: osprey_controller::training::local::TrainRunArgs) -> anyhow::Result<()> {
+    use osprey_controller::training::local::LocalError;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match rt.block_on(osprey_controller::training::local::run(
+        args,
+        shutdown_signal(),
+    )) {
+        Ok(out) if out.succeeded => Ok(()),
+        Ok(out) => std::process::exit(if out.interrupted { 130 } else { 1 }),
+        Err(e @ (LocalError::Spec(_) | LocalError::Manifest(_))) => {
+            eprintln!("osprey train run: {e}");
+            std::process::exit(2)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -62,7 +82,16 @@ fn main() {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(osprey_loadtest::run(args)).map(|_| ())),
-        Command::Crd => osprey_controller::cmd::crd_yaml()
+        Command::Crd { out_dir: Some(dir) } => osprey_controller::cmd::crds()
+            .map_err(anyhow::Error::from)
+            .and_then(|files| {
+                for (name, yaml) in files {
+                    std::fs::write(dir.join(&name), yaml)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join(&name).display()))?;
+                }
+                Ok(())
+            }),
+        Command::Crd { out_dir: None } => osprey_controller::cmd::crd_yaml()
             .map_err(anyhow::Error::from)
             .and_then(|y| {
                 use std::io::Write;
@@ -107,6 +136,9 @@ fn main() {
                     .map_err(anyhow::Error::from)
                 })
         }
+        Command::Train {
+            command: TrainCommand::Run(args),
+        } => train_run(args),
         Command::Serve(args) => {
             init_logging(&args);
             tokio::runtime::Builder::new_multi_thread()

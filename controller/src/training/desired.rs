@@ -14,7 +14,10 @@ use std::collections::BTreeMap;
 pub fn labels(job: &Job, role: &str, index: i32) -> BTreeMap<String, String> {
     let mut l = BTreeMap::from([
         (JOB_NAME.to_string(), job.name.clone()),
-        (OPERATOR_NAME.to_string(), job.framework.operator_name().to_string()),
+        (
+            OPERATOR_NAME.to_string(),
+            job.framework.operator_name().to_string(),
+        ),
         (REPLICA_TYPE.to_string(), role.to_lowercase()),
         (REPLICA_INDEX.to_string(), index.to_string()),
     ]);
@@ -34,7 +37,13 @@ pub fn job_selector(job: &Job) -> String {
 }
 
 /// The pod of `role`/`index`; `recreations` is carried in an annotation.
-pub fn pod(job: &Job, role: &str, index: i32, owner: &OwnerReference, recreations: i32) -> Option<Pod> {
+pub fn pod(
+    job: &Job,
+    role: &str,
+    index: i32,
+    owner: &OwnerReference,
+    recreations: i32,
+) -> Option<Pod> {
     let replica = job.replica(role)?;
     let template = &replica.template;
     let mut meta = template.metadata.clone().unwrap_or_default();

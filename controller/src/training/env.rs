@@ -44,7 +44,12 @@ fn coordinator(job: &Job) -> Option<(&'static str, i32)> {
 }
 
 /// The variables for one replica, in the order they are added to its containers.
-pub fn replica_env(job: &Job, role: &str, index: i32, addr: &dyn Addresses) -> Vec<(String, String)> {
+pub fn replica_env(
+    job: &Job,
+    role: &str,
+    index: i32,
+    addr: &dyn Addresses,
+) -> Vec<(String, String)> {
     match job.framework {
         Framework::PyTorch => pytorch(job, role, index, addr),
         Framework::TensorFlow => vec![("TF_CONFIG".into(), tf_config(job, role, index, addr))],
@@ -103,7 +108,11 @@ fn pytorch(job: &Job, role: &str, index: i32, addr: &dyn Addresses) -> Vec<(Stri
                 env.push(("PET_MAX_RESTARTS".into(), r.to_string()));
             }
             if !e.rdzv_conf.is_empty() {
-                let conf: Vec<String> = e.rdzv_conf.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let conf: Vec<String> = e
+                    .rdzv_conf
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
                 env.push(("PET_RDZV_CONF".into(), conf.join(",")));
             }
         }
@@ -118,7 +127,13 @@ pub fn tf_config(job: &Job, role: &str, index: i32, addr: &dyn Addresses) -> Str
     let mut cluster: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in &job.replicas {
         let hosts = (0..r.count)
-            .map(|i| format!("{}:{}", addr.host(job, r.role, i), addr.port(job, r.role, i)))
+            .map(|i| {
+                format!(
+                    "{}:{}",
+                    addr.host(job, r.role, i),
+                    addr.port(job, r.role, i)
+                )
+            })
             .collect();
         cluster.insert(r.role.to_lowercase(), hosts);
     }

@@ -89,8 +89,7 @@ pub fn observe(pod: &Pod, main_container: &str) -> (ReplicaState, i32, bool) {
         .unwrap_or_default();
     let in_place: i32 = containers.iter().map(|c| c.restart_count).sum();
     let restarting = containers.iter().any(|c| {
-        c.restart_count > 0
-            && c.state.as_ref().and_then(|s| s.waiting.as_ref()).is_some()
+        c.restart_count > 0 && c.state.as_ref().and_then(|s| s.waiting.as_ref()).is_some()
     });
     if pod.metadata.deletion_timestamp.is_some() {
         return (ReplicaState::Pending, recreations + in_place, restarting);
@@ -174,7 +173,11 @@ async fn publish<K: TrainingJob>(ctx: &Context, obj: &K, warning: bool, reason: 
         .await;
 }
 
-async fn write_status<K: TrainingJob>(api: &Api<K>, name: &str, st: &JobStatus) -> Result<(), Error> {
+async fn write_status<K: TrainingJob>(
+    api: &Api<K>,
+    name: &str,
+    st: &JobStatus,
+) -> Result<(), Error> {
     let patch = serde_json::json!({ "status": st });
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
@@ -205,7 +208,14 @@ pub async fn reconcile<K: TrainingJob>(obj: Arc<K>, ctx: Arc<Context>) -> Result
             });
             if !already {
                 tracing::warn!(job = %name, namespace = %ns, error = %message, "invalid training job");
-                publish(ctx.as_ref(), obj.as_ref(), true, status::INVALID_SPEC, &message).await;
+                publish(
+                    ctx.as_ref(),
+                    obj.as_ref(),
+                    true,
+                    status::INVALID_SPEC,
+                    &message,
+                )
+                .await;
                 write_status(&api, &name, &status::invalid(&prev, &message, now())).await?;
             }
             return Ok(Requeue::await_change());
@@ -226,10 +236,19 @@ pub async fn reconcile<K: TrainingJob>(obj: Arc<K>, ctx: Arc<Context>) -> Result
         .into_iter()
         .map(|(role, index)| {
             let pod_name = job.pod_name(role, index);
-            match pods.iter().find(|p| p.metadata.name.as_deref() == Some(pod_name.as_str())) {
+            match pods
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(pod_name.as_str()))
+            {
                 Some(p) => {
                     let (state, restarts, restarting) = observe(p, main);
-                    Observed { role, index, state, restarts, restarting }
+                    Observed {
+                        role,
+                        index,
+                        state,
+                        restarts,
+                        restarting,
+                    }
                 }
                 None => Observed {
                     role,
@@ -278,7 +297,10 @@ pub async fn reconcile<K: TrainingJob>(obj: Arc<K>, ctx: Arc<Context>) -> Result
                         .list(&ListParams::default().labels(&desired::job_selector(&job)))
                         .await?;
                     for s in svcs {
-                        match services.delete(&s.name_any(), &DeleteParams::background()).await {
+                        match services
+                            .delete(&s.name_any(), &DeleteParams::background())
+                            .await
+                        {
                             Ok(_) => {}
                             Err(kube::Error::Api(e)) if e.code == 404 => {}
                             Err(e) => return Err(e.into()),

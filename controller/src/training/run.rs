@@ -71,7 +71,10 @@ pub async fn run(
         if on {
             tracing::info!(kind, "running training jobs");
         } else {
-            tracing::info!(kind, "its CRD is not installed: not watched (osprey crd installs it)");
+            tracing::info!(
+                kind,
+                "its CRD is not installed: not watched (osprey crd installs it)"
+            );
         }
     }
     let a = async {

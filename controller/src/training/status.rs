@@ -45,9 +45,15 @@ pub enum Which {
 /// Something a runner must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    Create { role: &'static str, index: i32 },
+    Create {
+        role: &'static str,
+        index: i32,
+    },
     /// Remove the exited replica and create it again.
-    Restart { role: &'static str, index: i32 },
+    Restart {
+        role: &'static str,
+        index: i32,
+    },
     DeletePods(Which),
     /// The TTL after finishing has passed.
     DeleteJob,
@@ -101,9 +107,10 @@ pub fn has(status: &JobStatus, type_: &str) -> bool {
         .any(|c| c.type_ == type_ && c.status == "True")
 }
 
-/// Sets a condition (moved to the end when it changes), keeping Running, Restarting and the
-/// finished conditions consistent: Running and Restarting exclude each other, and a finished
-/// job is neither.
+/// Sets a condition (moved to the end when it changes, so the newest change is last, as the
+/// `State` column reads it), keeping Running, Restarting and the finished conditions
+/// consistent: Running and Restarting exclude each other, and a finished job is neither (those
+/// turn False where they are).
 pub fn set_condition(
     status: &mut JobStatus,
     type_: &str,
@@ -113,29 +120,33 @@ pub fn set_condition(
     now: &str,
 ) {
     let v = if value { "True" } else { "False" };
-    if let Some(pos) = status.conditions.iter().position(|c| c.type_ == type_) {
-        let c = &status.conditions[pos];
-        if c.status == v && c.reason.as_deref() == Some(reason) && c.message.as_deref() == Some(message) {
-            return;
+    match status.conditions.iter().position(|c| c.type_ == type_) {
+        Some(pos) => {
+            let c = &status.conditions[pos];
+            if c.status == v
+                && c.reason.as_deref() == Some(reason)
+                && c.message.as_deref() == Some(message)
+            {
+                return;
+            }
+            let mut c = status.conditions.remove(pos);
+            if c.status != v {
+                c.last_transition_time = Some(now.to_string());
+            }
+            c.status = v.into();
+            c.reason = Some(reason.into());
+            c.message = Some(message.into());
+            c.last_update_time = Some(now.to_string());
+            status.conditions.push(c);
         }
-        let mut c = status.conditions.remove(pos);
-        if c.status != v {
-            c.last_transition_time = Some(now.to_string());
-        }
-        c.status = v.into();
-        c.reason = Some(reason.into());
-        c.message = Some(message.into());
-        c.last_update_time = Some(now.to_string());
-        status.conditions.push(c);
-    } else {
-        status.conditions.push(JobCondition {
+        None => status.conditions.push(JobCondition {
             type_: type_.into(),
             status: v.into(),
             reason: Some(reason.into()),
             message: Some(message.into()),
             last_update_time: Some(now.to_string()),
             last_transition_time: Some(now.to_string()),
-        });
+        }),
     }
     if value {
         let excluded: &[&str] = match type_ {
@@ -144,14 +155,11 @@ pub fn set_condition(
             SUCCEEDED | FAILED => &[RUNNING, RESTARTING],
             _ => &[],
         };
-        for other in excluded {
-            let reason_msg = status
-                .conditions
-                .iter()
-                .find(|c| c.type_ == *other && c.status == "True")
-                .map(|c| (c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default()));
-            if let Some((r, m)) = reason_msg {
-                set_condition(status, other, false, &r, &m, now);
+        for c in status.conditions.iter_mut() {
+            if excluded.contains(&c.type_.as_str()) && c.status == "True" {
+                c.status = "False".into();
+                c.last_transition_time = Some(now.to_string());
+                c.last_update_time = Some(now.to_string());
             }
         }
     }
@@ -268,7 +276,9 @@ fn cleanup(job: &Job, observed: &[Observed], forced: bool) -> Option<Action> {
         .any(|o| matches!(o.state, ReplicaState::Pending | ReplicaState::Running));
     match job.clean_pod_policy {
         CleanPodPolicy::All if exists => Some(Action::DeletePods(Which::All)),
-        CleanPodPolicy::Running | CleanPodPolicy::None if active && (forced || job.clean_pod_policy == CleanPodPolicy::Running) => {
+        CleanPodPolicy::Running | CleanPodPolicy::None
+            if active && (forced || job.clean_pod_policy == CleanPodPolicy::Running) =>
+        {
             Some(Action::DeletePods(Which::Active))
         }
         _ => None,
@@ -296,7 +306,14 @@ pub fn step(job: &Job, observed: &[Observed], prev: &JobStatus, now: Timestamp) 
     let mut requeue = None;
     if !st.conditions.iter().any(|c| c.type_ == CREATED) {
         let msg = format!("{kind} {} is created.", job.name);
-        set_condition(&mut st, CREATED, true, &reason(job, "Created"), &msg, &now_s);
+        set_condition(
+            &mut st,
+            CREATED,
+            true,
+            &reason(job, "Created"),
+            &msg,
+            &now_s,
+        );
         notes.push(Note {
             warning: false,
             reason: reason(job, "Created"),
@@ -307,10 +324,14 @@ pub fn step(job: &Job, observed: &[Observed], prev: &JobStatus, now: Timestamp) 
 
     // A finished job only cleans up, and goes once its TTL has passed.
     if has(&st, SUCCEEDED) || has(&st, FAILED) {
-        let forced = st
-            .conditions
-            .iter()
-            .any(|c| c.type_ == FAILED && c.status == "True" && matches!(c.reason.as_deref(), Some(BACKOFF_LIMIT_EXCEEDED) | Some(DEADLINE_EXCEEDED)));
+        let forced = st.conditions.iter().any(|c| {
+            c.type_ == FAILED
+                && c.status == "True"
+                && matches!(
+                    c.reason.as_deref(),
+                    Some(BACKOFF_LIMIT_EXCEEDED) | Some(DEADLINE_EXCEEDED)
+                )
+        });
         actions.extend(cleanup(job, observed, forced));
         if let (Some(ttl), Some(done)) = (
             job.ttl_seconds_after_finished,
@@ -320,10 +341,17 @@ pub fn step(job: &Job, observed: &[Observed], prev: &JobStatus, now: Timestamp) 
             if now >= at {
                 actions.push(Action::DeleteJob);
             } else {
-                requeue = Some(Duration::from_secs_f64(at.duration_since(now).as_secs_f64().max(0.0)));
+                requeue = Some(Duration::from_secs_f64(
+                    at.duration_since(now).as_secs_f64().max(0.0),
+                ));
             }
         }
-        return Step { status: st, actions, notes, requeue };
+        return Step {
+            status: st,
+            actions,
+            notes,
+            requeue,
+        };
     }
 
     if job.suspend {
@@ -332,8 +360,22 @@ pub fn step(job: &Job, observed: &[Observed], prev: &JobStatus, now: Timestamp) 
         }
         if !has(&st, SUSPENDED) {
             let msg = format!("{kind} {} is suspended.", job.name);
-            set_condition(&mut st, RUNNING, false, &reason(job, "Suspended"), &msg, &now_s);
-            set_condition(&mut st, SUSPENDED, true, &reason(job, "Suspended"), &msg, &now_s);
+            set_condition(
+                &mut st,
+                RUNNING,
+                false,
+                &reason(job, "Suspended"),
+                &msg,
+                &now_s,
+            );
+            set_condition(
+                &mut st,
+                SUSPENDED,
+                true,
+                &reason(job, "Suspended"),
+                &msg,
+                &now_s,
+            );
             st.start_time = None;
             notes.push(Note {
                 warning: false,
@@ -341,11 +383,23 @@ pub fn step(job: &Job, observed: &[Observed], prev: &JobStatus, now: Timestamp) 
                 message: msg,
             });
         }
-        return Step { status: st, actions, notes, requeue };
+        return Step {
+            status: st,
+            actions,
+            notes,
+            requeue,
+        };
     }
     if has(&st, SUSPENDED) {
         let msg = format!("{kind} {} is resumed.", job.name);
-        set_condition(&mut st, SUSPENDED, false, &reason(job, "Resumed"), &msg, &now_s);
+        set_condition(
+            &mut st,
+            SUSPENDED,
+            false,
+            &reason(job, "Resumed"),
+            &msg,
+            &now_s,
+        );
         notes.push(Note {
             warning: false,
             reason: reason(job, "Resumed"),
@@ -369,16 +423,35 @@ pub fn step(job: &Job, observed: &[Observed], prev: &JobStatus, now: Timestamp) 
             );
             finish(&mut st, false, DEADLINE_EXCEEDED, &msg, &now_s, &mut notes);
             actions.extend(cleanup(job, observed, true));
-            return Step { status: st, actions, notes, requeue };
+            return Step {
+                status: st,
+                actions,
+                notes,
+                requeue,
+            };
         }
-        requeue = Some(Duration::from_secs_f64(at.duration_since(now).as_secs_f64().max(0.0)));
+        requeue = Some(Duration::from_secs_f64(
+            at.duration_since(now).as_secs_f64().max(0.0),
+        ));
     }
 
     if succeeded(job, observed) {
         let msg = format!("{kind} {} is successfully completed.", job.name);
-        finish(&mut st, true, &reason(job, "Succeeded"), &msg, &now_s, &mut notes);
+        finish(
+            &mut st,
+            true,
+            &reason(job, "Succeeded"),
+            &msg,
+            &now_s,
+            &mut notes,
+        );
         actions.extend(cleanup(job, observed, false));
-        return Step { status: st, actions, notes, requeue: None };
+        return Step {
+            status: st,
+            actions,
+            notes,
+            requeue: None,
+        };
     }
 
     let mut restarts: i32 = observed.iter().map(|o| o.restarts).sum();
@@ -393,13 +466,27 @@ pub fn step(job: &Job, observed: &[Observed], prev: &JobStatus, now: Timestamp) 
     };
     if over_limit(restarts) {
         let msg = backoff_message(restarts);
-        finish(&mut st, false, BACKOFF_LIMIT_EXCEEDED, &msg, &now_s, &mut notes);
+        finish(
+            &mut st,
+            false,
+            BACKOFF_LIMIT_EXCEEDED,
+            &msg,
+            &now_s,
+            &mut notes,
+        );
         actions.extend(cleanup(job, observed, true));
-        return Step { status: st, actions, notes, requeue: None };
+        return Step {
+            status: st,
+            actions,
+            notes,
+            requeue: None,
+        };
     }
     let mut restarting: Vec<String> = Vec::new();
     for o in observed {
-        let Some(r) = job.replica(o.role) else { continue };
+        let Some(r) = job.replica(o.role) else {
+            continue;
+        };
         match o.state {
             ReplicaState::Missing => actions.push(Action::Create {
                 role: o.role,
@@ -408,10 +495,23 @@ pub fn step(job: &Job, observed: &[Observed], prev: &JobStatus, now: Timestamp) 
             ReplicaState::Exited(code) if r.restart.restarts(code) => {
                 if over_limit(restarts + 1) {
                     let msg = backoff_message(restarts + 1);
-                    finish(&mut st, false, BACKOFF_LIMIT_EXCEEDED, &msg, &now_s, &mut notes);
-                    actions.retain(|a| !matches!(a, Action::Create { .. } | Action::Restart { .. }));
+                    finish(
+                        &mut st,
+                        false,
+                        BACKOFF_LIMIT_EXCEEDED,
+                        &msg,
+                        &now_s,
+                        &mut notes,
+                    );
+                    actions
+                        .retain(|a| !matches!(a, Action::Create { .. } | Action::Restart { .. }));
                     actions.extend(cleanup(job, observed, true));
-                    return Step { status: st, actions, notes, requeue: None };
+                    return Step {
+                        status: st,
+                        actions,
+                        notes,
+                        requeue: None,
+                    };
                 }
                 restarts += 1;
                 restarting.push(format!("{} {} (exit code {code})", o.role, o.index));
@@ -426,10 +526,22 @@ pub fn step(job: &Job, observed: &[Observed], prev: &JobStatus, now: Timestamp) 
                     "{kind} {} is failed because {} replica {} exited with code {code} (restartPolicy {:?}).",
                     job.name, o.role, o.index, r.restart
                 );
-                finish(&mut st, false, &reason(job, "Failed"), &msg, &now_s, &mut notes);
+                finish(
+                    &mut st,
+                    false,
+                    &reason(job, "Failed"),
+                    &msg,
+                    &now_s,
+                    &mut notes,
+                );
                 actions.retain(|a| !matches!(a, Action::Create { .. } | Action::Restart { .. }));
                 actions.extend(cleanup(job, observed, false));
-                return Step { status: st, actions, notes, requeue: None };
+                return Step {
+                    status: st,
+                    actions,
+                    notes,
+                    requeue: None,
+                };
             }
             ReplicaState::Pending | ReplicaState::Running => {
                 if o.restarting {
@@ -446,7 +558,14 @@ pub fn step(job: &Job, observed: &[Observed], prev: &JobStatus, now: Timestamp) 
             restarting.join(", ")
         );
         let was = has(&st, RESTARTING);
-        set_condition(&mut st, RESTARTING, true, &reason(job, "Restarting"), &msg, &now_s);
+        set_condition(
+            &mut st,
+            RESTARTING,
+            true,
+            &reason(job, "Restarting"),
+            &msg,
+            &now_s,
+        );
         if !was || actions.iter().any(|a| matches!(a, Action::Restart { .. })) {
             notes.push(Note {
                 warning: true,
@@ -456,7 +575,19 @@ pub fn step(job: &Job, observed: &[Observed], prev: &JobStatus, now: Timestamp) 
         }
     } else if observed.iter().any(|o| o.state == ReplicaState::Running) {
         let msg = format!("{kind} {} is running.", job.name);
-        set_condition(&mut st, RUNNING, true, &reason(job, "Running"), &msg, &now_s);
+        set_condition(
+            &mut st,
+            RUNNING,
+            true,
+            &reason(job, "Running"),
+            &msg,
+            &now_s,
+        );
     }
-    Step { status: st, actions, notes, requeue }
+    Step {
+        status: st,
+        actions,
+        notes,
+        requeue,
+    }
 }

@@ -11,11 +11,19 @@ pub fn parse(text: &str) -> Result<Job, LocalError> {
     for doc in serde_yaml::Deserializer::from_str(text) {
         let value: serde_json::Value = serde::Deserialize::deserialize(doc)
             .map_err(|e| LocalError::Manifest(format!("YAML: {e}")))?;
-        let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or("").to_string();
+        let kind = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or("")
+            .to_string();
         if !matches!(kind.as_str(), "PyTorchJob" | "TFJob") {
             continue;
         }
-        let api = value.get("apiVersion").and_then(|k| k.as_str()).unwrap_or("").to_string();
+        let api = value
+            .get("apiVersion")
+            .and_then(|k| k.as_str())
+            .unwrap_or("")
+            .to_string();
         if api != "kubeflow.org/v1" {
             return Err(LocalError::Manifest(format!(
                 "apiVersion: {kind} is kubeflow.org/v1, not {api:?}"

@@ -12,8 +12,8 @@ pub mod process;
 
 use crate::error::SpecError;
 use crate::training::crd::JobStatus;
-use crate::training::job::Job;
-use crate::training::status::{self, Action, Observed, ReplicaState, Which};
+use crate::training::job::{CleanPodPolicy, Job};
+use crate::training::status::{self, Action, Observed, ReplicaState};
 use nix::sys::signal::Signal;
 use process::{Exit, LocalAddresses};
 use std::collections::BTreeMap;
@@ -120,36 +120,47 @@ fn parse_path_map(items: &[String]) -> Result<Vec<(String, String)>, LocalError>
         .collect()
 }
 
-async fn stop_all(reps: &mut [Replica], which: Which, exits: &mut mpsc::UnboundedReceiver<Exit>) {
-    let targets: Vec<usize> = reps
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.pid.is_some() && matches!(r.state, ReplicaState::Running | ReplicaState::Pending))
-        .map(|(i, _)| i)
-        .collect();
-    let _ = which;
-    for &i in &targets {
-        if let Some(pid) = reps[i].pid {
+/// Stops every replica still running: after `wait` for them to end by themselves, SIGTERM to
+/// their process groups, then SIGKILL 5 s later.
+async fn stop_all(reps: &mut [Replica], wait: Duration, exits: &mut mpsc::UnboundedReceiver<Exit>) {
+    let running = |reps: &[Replica]| reps.iter().filter(|r| r.pid.is_some()).count();
+    let mut left = running(reps);
+    let mut deadline = tokio::time::Instant::now() + wait;
+    let mut termed = wait.is_zero();
+    if termed {
+        deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        for pid in reps.iter().filter_map(|r| r.pid) {
             process::signal(pid, Signal::SIGTERM);
         }
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let mut left = targets.len();
     while left > 0 {
         match tokio::time::timeout_at(deadline, exits.recv()).await {
             Ok(Some(e)) => {
-                if let Some(r) = reps
-                    .iter_mut()
-                    .find(|r| r.role == e.role && r.index == e.index && r.generation == e.generation)
-                {
+                if let Some(r) = reps.iter_mut().find(|r| {
+                    r.role == e.role && r.index == e.index && r.generation == e.generation
+                }) {
                     if r.pid.is_some() {
                         r.pid = None;
                         r.state = ReplicaState::Exited(e.code);
+                        println!(
+                            "[osprey] {}-{} exited with code {}",
+                            r.role.to_lowercase(),
+                            r.index,
+                            e.code
+                        );
                         left -= 1;
                     }
                 }
             }
             Ok(None) => break,
+            Err(_) if !termed => {
+                termed = true;
+                deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                println!("[osprey] stopping {left} replica(s) still running");
+                for pid in reps.iter().filter_map(|r| r.pid) {
+                    process::signal(pid, Signal::SIGTERM);
+                }
+            }
             Err(_) => {
                 for r in reps.iter_mut().filter(|r| r.pid.is_some()) {
                     if let Some(pid) = r.pid.take() {
@@ -180,12 +191,16 @@ pub async fn run_job(
         .logs
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}-logs", job.name)));
-    std::fs::create_dir_all(&logs).map_err(|e| LocalError::Io(format!("{}: {e}", logs.display())))?;
+    std::fs::create_dir_all(&logs)
+        .map_err(|e| LocalError::Io(format!("{}: {e}", logs.display())))?;
     let addrs = LocalAddresses::pick(job)?;
     // Every launch is checked before anything starts.
     let mut launches = BTreeMap::new();
     for (role, index) in job.pods() {
-        launches.insert((role, index), process::launch(job, role, index, &addrs, &path_map)?);
+        launches.insert(
+            (role, index),
+            process::launch(job, role, index, &addrs, &path_map)?,
+        );
     }
     let (tx, mut exits) = mpsc::unbounded_channel::<Exit>();
     let mut reps: Vec<Replica> = job
@@ -215,7 +230,16 @@ pub async fn run_job(
                         r.start_at = None;
                         if let Some(l) = launches.get(&(r.role, r.index)) {
                             r.generation += 1;
-                            let pid = process::spawn(l, r.role, r.index, r.generation, &logs, !args.quiet, tx.clone()).await?;
+                            let pid = process::spawn(
+                                l,
+                                r.role,
+                                r.index,
+                                r.generation,
+                                &logs,
+                                !args.quiet,
+                                tx.clone(),
+                            )
+                            .await?;
                             r.pid = (pid > 0).then_some(pid);
                             r.state = ReplicaState::Running;
                         }
@@ -242,38 +266,63 @@ pub async fn run_job(
             match a {
                 Action::Create { role, index } => {
                     if let (Some(r), Some(l)) = (
-                        reps.iter_mut().find(|r| r.role == *role && r.index == *index),
+                        reps.iter_mut()
+                            .find(|r| r.role == *role && r.index == *index),
                         launches.get(&(*role, *index)),
                     ) {
                         r.generation += 1;
-                        let pid = process::spawn(l, r.role, r.index, r.generation, &logs, !args.quiet, tx.clone()).await?;
+                        let pid = process::spawn(
+                            l,
+                            r.role,
+                            r.index,
+                            r.generation,
+                            &logs,
+                            !args.quiet,
+                            tx.clone(),
+                        )
+                        .await?;
                         r.pid = (pid > 0).then_some(pid);
                         r.state = ReplicaState::Running;
                     }
                 }
                 Action::Restart { role, index } => {
-                    if let Some(r) = reps.iter_mut().find(|r| r.role == *role && r.index == *index) {
+                    if let Some(r) = reps
+                        .iter_mut()
+                        .find(|r| r.role == *role && r.index == *index)
+                    {
                         r.start_at = Some(Instant::now() + restart_delay(r.restarts));
                         r.restarts += 1;
                         r.state = ReplicaState::Pending;
                     }
                 }
-                Action::DeletePods(which) => stop_all(&mut reps, *which, &mut exits).await,
+                // Locally every replica is stopped: an exited one has nothing left to delete.
+                Action::DeletePods(_) => stop_all(&mut reps, Duration::ZERO, &mut exits).await,
                 Action::DeleteJob => {}
             }
         }
         let total_restarts: i32 = reps.iter().map(|r| r.restarts).sum();
         let finished = status::has(&st, status::SUCCEEDED) || status::has(&st, status::FAILED);
         let line = status_line(job, &st, started, total_restarts);
-        let body = line.rsplit_once(';').map(|(a, _)| a.to_string()).unwrap_or_default();
-        if body != last_line || last_print.elapsed() >= Duration::from_secs(args.status_every.max(1)) {
+        let body = line
+            .rsplit_once(';')
+            .map(|(a, _)| a.to_string())
+            .unwrap_or_default();
+        if body != last_line
+            || last_print.elapsed() >= Duration::from_secs(args.status_every.max(1))
+        {
             println!("{line}");
             last_line = body;
             last_print = Instant::now();
         }
         if finished {
-            // Nothing outlives the command, whatever cleanPodPolicy says.
-            stop_all(&mut reps, Which::All, &mut exits).await;
+            // Nothing outlives the command: with cleanPodPolicy None (the pods would be left
+            // alone) replicas get 10 s to end by themselves first.
+            let wait = if job.clean_pod_policy == CleanPodPolicy::None {
+                Duration::from_secs(10)
+            } else {
+                Duration::ZERO
+            };
+            stop_all(&mut reps, wait, &mut exits).await;
             return Ok(Outcome {
                 succeeded: status::has(&st, status::SUCCEEDED),
                 status: st,
@@ -297,7 +346,7 @@ pub async fn run_job(
             _ = tokio::time::sleep(wake) => {}
             _ = &mut interrupt => {
                 println!("[osprey] interrupted: stopping every replica");
-                stop_all(&mut reps, Which::All, &mut exits).await;
+                stop_all(&mut reps, Duration::ZERO, &mut exits).await;
                 return Ok(Outcome { succeeded: false, status: st, interrupted: true });
             }
         }
@@ -305,7 +354,10 @@ pub async fn run_job(
 }
 
 /// `osprey train run`: reads the manifest, runs the job, returns whether it succeeded.
-pub async fn run(args: TrainRunArgs, interrupt: impl Future<Output = ()>) -> Result<Outcome, LocalError> {
+pub async fn run(
+    args: TrainRunArgs,
+    interrupt: impl Future<Output = ()>,
+) -> Result<Outcome, LocalError> {
     let text = std::fs::read_to_string(&args.manifest)
         .map_err(|e| LocalError::Io(format!("{}: {e}", args.manifest.display())))?;
     let job = manifest::parse(&text)?;

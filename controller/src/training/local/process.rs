@@ -127,7 +127,10 @@ pub fn launch(
     addrs: &LocalAddresses,
     path_map: &[(String, String)],
 ) -> Result<Launch, LocalError> {
-    let field = format!("spec.{}.{role}.template.spec.containers", job.framework.specs_field());
+    let field = format!(
+        "spec.{}.{role}.template.spec.containers",
+        job.framework.specs_field()
+    );
     let replica = job
         .replica(role)
         .ok_or_else(|| LocalError::Manifest(format!("no replica type {role}")))?;
@@ -135,9 +138,16 @@ pub fn launch(
         .template
         .spec
         .as_ref()
-        .and_then(|s| s.containers.iter().find(|c| c.name == job.framework.container()))
+        .and_then(|s| {
+            s.containers
+                .iter()
+                .find(|c| c.name == job.framework.container())
+        })
         .ok_or_else(|| {
-            LocalError::Manifest(format!("{field}: no container named {:?}", job.framework.container()))
+            LocalError::Manifest(format!(
+                "{field}: no container named {:?}",
+                job.framework.container()
+            ))
         })?;
     let mut env: Vec<(String, String)> = Vec::new();
     for (i, e) in container.env.iter().flatten().enumerate() {
@@ -163,7 +173,12 @@ pub fn launch(
         .chain(container.args.iter().flatten())
         .map(|a| map_path(&expand(a, &env), path_map))
         .collect();
-    if container.command.as_ref().map(|c| c.is_empty()).unwrap_or(true) {
+    if container
+        .command
+        .as_ref()
+        .map(|c| c.is_empty())
+        .unwrap_or(true)
+    {
         return Err(LocalError::Manifest(format!(
             "{field}[{}].command: needed to run locally (the image {:?} and its entrypoint are not used)",
             container.name,
@@ -255,15 +270,26 @@ pub async fn spawn(
             if echo {
                 println!("[{name}] {msg}");
             }
-            let _ = exits.send(Exit { role, index, generation, code: 128 });
+            let _ = exits.send(Exit {
+                role,
+                index,
+                generation,
+                code: 128,
+            });
             return Ok(0);
         }
     };
     let pid = child.id().unwrap_or(0);
     let log = std::sync::Arc::new(tokio::sync::Mutex::new(file));
     let prefix = format!("[{name}]");
-    let out = child.stdout.take().map(|o| tokio::spawn(pump(o, prefix.clone(), Some(log.clone()), echo)));
-    let err = child.stderr.take().map(|e| tokio::spawn(pump(e, prefix, Some(log), echo)));
+    let out = child
+        .stdout
+        .take()
+        .map(|o| tokio::spawn(pump(o, prefix.clone(), Some(log.clone()), echo)));
+    let err = child
+        .stderr
+        .take()
+        .map(|e| tokio::spawn(pump(e, prefix, Some(log), echo)));
     tokio::spawn(async move {
         let status = child.wait().await;
         for t in [out, err].into_iter().flatten() {
@@ -272,11 +298,18 @@ pub async fn spawn(
         let code = match status {
             Ok(s) => {
                 use std::os::unix::process::ExitStatusExt;
-                s.code().or_else(|| s.signal().map(|n| 128 + n)).unwrap_or(1)
+                s.code()
+                    .or_else(|| s.signal().map(|n| 128 + n))
+                    .unwrap_or(1)
             }
             Err(_) => 1,
         };
-        let _ = exits.send(Exit { role, index, generation, code });
+        let _ = exits.send(Exit {
+            role,
+            index,
+            generation,
+            code,
+        });
     });
     Ok(pid)
 }
