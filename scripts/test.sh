@@ -15,8 +15,11 @@ cargo test --workspace --all-targets
 # The scheduler's wake-up protocol, every interleaving up to two preemptions (loom).
 LOOM_MAX_PREEMPTIONS=2 cargo test -p osprey-dispatch --features loom --release --test loom
 OSPREY_BIN="$PWD/target/debug/osprey" .venv/bin/python -m pytest -q server/tests/conformance
+# The data-parallel training script the training-job tests run (numpy, ranks over TCP).
+.venv/bin/python -m pytest -q examples/training
 # The test node agent (scripts/k8s/node_agent: pods as local processes in per-pod network
-# namespaces) against a real kube-apiserver; ~30 s. Needs root and iproute2 (skipped otherwise).
+# namespaces) against a real kube-apiserver, and the end-to-end tests of InferenceServices and
+# training jobs on it. Needs root and iproute2 (skipped otherwise).
 .venv/bin/python -m pytest -q scripts/k8s/tests
 # The `cuda` build compiles and is clippy-clean, so it cannot rot: nvcc (CUDA 13.4, from PyPI
 # wheels into .cuda/) compiles every candle kernel for sm_90. No GPU or driver needed; nothing

@@ -22,3 +22,6 @@ pub mod reconcile;
 pub mod run;
 pub mod status;
 pub mod validate;
+
+#[cfg(test)]
+mod tests;
