@@ -141,6 +141,20 @@ def digest(log: str) -> tuple[int, int, str]:
     return int(fields["rank"]), int(fields["world"]), fields["weights_sha256"]
 
 
+def without_managed_fields(text: str) -> str:
+    """kubectl 1.20 has no --show-managed-fields=false: drops the metadata.managedFields block."""
+    lines, skipping = [], False
+    for line in text.splitlines():
+        if line == "  managedFields:":
+            skipping = True
+            continue
+        if skipping and (line.startswith("   ") or line.startswith("  - ")):
+            continue
+        skipping = False
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def diagnose(k: Cluster, ns: str, kind: str | None, name: str | None) -> str:
     """The job's YAML, its pods, events, pod logs and the controller's log tail."""
     out = []
@@ -153,6 +167,7 @@ def diagnose(k: Cluster, ns: str, kind: str | None, name: str | None) -> str:
 
     if kind and name:
         run("get", "-n", ns, kind.lower(), name, "-o", "yaml")
+        out[-1] = without_managed_fields(out[-1])
     run("get", "-n", ns, "pods", "-o", "wide", "--show-labels")
     run("get", "-n", ns, "events", "--sort-by=.lastTimestamp")
     for log in sorted(glob.glob(os.path.join(k.agent.state_dir, f"{ns}_*", "*.log*"))):
@@ -277,6 +292,37 @@ def test_exit_code_137_recreates_the_pod_and_the_job_succeeds(k, ns, tmp_path):
     assert len({d for _, _, d in results}) == 1, results
     events = k.api.get(f"/api/v1/namespaces/{ns}/events").get("items", [])
     assert any(e.get("reason") == "PyTorchJobRestarting" for e in events), [e.get("reason") for e in events]
+
+
+def test_on_failure_restarts_in_place(k, ns, tmp_path):
+    """OnFailure: the kubelet (the node agent) restarts the crashed container in its pod; the
+    job succeeds and the pod is the same one, restarted once."""
+    marker_dir = tmp_path / "marker"
+    marker_dir.mkdir()
+    crash = ["--crash-exit", "1", "--crash-rank", "1", "--crash-marker", "/marker/crashed"]
+    worker = replica(1, "OnFailure", container("pytorch", FAST + crash, [{"name": "marker", "mountPath": "/marker"}]),
+                     [{"name": "marker", "hostPath": {"path": str(marker_dir), "type": "Directory"}}])
+    create_job(k, ns, pytorchjob("in-place", policy="OnFailure", worker=worker))
+    job = wait_finished(k, ns, "PyTorchJob", "in-place", 60)
+    expect(k, ns, job, "Succeeded", "PyTorchJobSucceeded")
+    w = k.api.get(f"/api/v1/namespaces/{ns}/pods/in-place-worker-0")
+    assert w["spec"]["restartPolicy"] == "OnFailure", w["spec"]
+    assert w["status"]["containerStatuses"][0]["restartCount"] == 1, w["status"]
+    assert "training.osprey.dev/recreations" not in (w["metadata"].get("annotations") or {}), w["metadata"]
+    results = sorted(digest(pod_log(k, ns, p, "pytorch")) for p in ("in-place-master-0", "in-place-worker-0"))
+    assert results[0][2] == results[1][2] and [r for r, _, _ in results] == [0, 1], results
+
+
+def test_clean_pod_policy_all_and_ttl(k, ns):
+    """cleanPodPolicy All removes the pods and Services once the job has finished;
+    ttlSecondsAfterFinished then removes the job."""
+    create_job(k, ns, pytorchjob("ttl", workers=1, run_policy={"cleanPodPolicy": "All", "ttlSecondsAfterFinished": 3}))
+    job = wait_finished(k, ns, "PyTorchJob", "ttl")
+    expect(k, ns, job, "Succeeded", "PyTorchJobSucceeded")
+    wait(k, ns, lambda: not pods(k, ns, "ttl") and not k.api.get(
+        f"/api/v1/namespaces/{ns}/services", labelSelector="training.kubeflow.org/job-name=ttl")["items"],
+         30, "cleanPodPolicy All to delete the pods and Services", "PyTorchJob", "ttl")
+    wait(k, ns, lambda: get_job(k, ns, "PyTorchJob", "ttl") is None, 30, "the TTL to delete the job", "PyTorchJob", "ttl")
 
 
 def test_exit_code_1_fails_the_job(k, ns):
