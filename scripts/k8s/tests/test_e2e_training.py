@@ -495,3 +495,25 @@ def test_kubeflow_training_sdk(k, ns):
     assert tc.get_job_pod_names("sdk-func", namespace=ns) == ["sdk-func-master-0"]
     log = pod_log(k, ns, "sdk-func-master-0", "pytorch")
     assert "sdk train_func rank=0 world=1 master=sdk-func-master-0:23456 sum=6" in log, log
+
+
+def test_same_name_recreated_right_after_delete_runs_its_own_pods(k, ns):
+    """A job deleted and created again at once under the same name: the old job's pods, still
+    there until the garbage collector removes them, belong to the old job (another owner uid)."""
+    create_job(k, ns, pytorchjob("again", workers=1))
+    expect(k, ns, wait_finished(k, ns, "PyTorchJob", "again"), "Succeeded", "PyTorchJobSucceeded")
+    old = {p["metadata"]["uid"] for p in pods(k, ns, "again")}
+    k.api.delete(job_path(ns, "PyTorchJob", "again"))
+    wait(k, ns, lambda: get_job(k, ns, "PyTorchJob", "again") is None, 10, "the job to be gone")
+    create_job(k, ns, pytorchjob("again", workers=1, args=["--seed", "7"]))
+    job = wait_finished(k, ns, "PyTorchJob", "again")
+    uid = job["metadata"]["uid"]
+    expect(k, ns, job, "Succeeded", "PyTorchJobSucceeded")
+    ps = pods(k, ns, "again")
+    assert ps and all(p["metadata"]["uid"] not in old for p in ps), \
+        f"the old job's pods counted as the new job's (uid {uid})\n\n{diagnose(k, ns, 'PyTorchJob', 'again')}"
+    assert all(p["metadata"]["ownerReferences"][0]["uid"] == uid for p in ps), [p["metadata"] for p in ps]
+    assert all("--seed" in p["spec"]["containers"][0]["args"] for p in ps)
+    svcs = k.api.get(f"/api/v1/namespaces/{ns}/services", labelSelector="training.kubeflow.org/job-name=again")["items"]
+    assert sorted(s["metadata"]["name"] for s in svcs) == ["again-master-0", "again-worker-0"], svcs
+    assert all(s["metadata"]["ownerReferences"][0]["uid"] == uid for s in svcs), [s["metadata"] for s in svcs]
