@@ -11,6 +11,7 @@ use super::status::{self, Action, Observed, ReplicaState, Which};
 use crate::desired::labels::MANAGER;
 use crate::error::{Error, SpecError};
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
@@ -116,6 +117,16 @@ pub fn observe(pod: &Pod, main_container: &str) -> (ReplicaState, i32, bool) {
         _ => ReplicaState::Pending,
     };
     (state, recreations + in_place, restarting)
+}
+
+/// Whether the job (its uid) is the object's controller. A job deleted and created again under
+/// the same name finds its predecessor's pods and Services (same names and labels) until the
+/// garbage collector removes them: those are not its own.
+fn controlled_by(meta: &ObjectMeta, uid: Option<&str>) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
 }
 
 fn is_active(pod: &Pod) -> bool {
@@ -226,10 +237,15 @@ pub async fn reconcile<K: TrainingJob>(obj: Arc<K>, ctx: Arc<Context>) -> Result
         .ok_or_else(|| Error::Other("the job has no uid yet".into()))?;
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
-    let pods = pods_api
-        .list(&ListParams::default().labels(&desired::job_selector(&job)))
+    let uid = obj.meta().uid.as_deref();
+    let selector = ListParams::default().labels(&desired::job_selector(&job));
+    let pods: Vec<Pod> = pods_api
+        .list(&selector)
         .await?
-        .items;
+        .items
+        .into_iter()
+        .filter(|p| controlled_by(&p.metadata, uid))
+        .collect();
     let main = job.framework.container();
     let observed: Vec<Observed> = job
         .pods()
@@ -262,12 +278,34 @@ pub async fn reconcile<K: TrainingJob>(obj: Arc<K>, ctx: Arc<Context>) -> Result
         .collect();
     let step = status::step(&job, &observed, &prev, now());
     let mut busy = false;
+    // Every replica of a job that runs has its Service, created before its pod. Checked on each
+    // reconcile: a predecessor's Service of the same name (a job deleted and created again)
+    // blocks the name until the garbage collector removes it, which no watch reports.
+    let finished =
+        status::has(&step.status, status::SUCCEEDED) || status::has(&step.status, status::FAILED);
+    if !job.suspend && !finished {
+        let existing: Vec<String> = services
+            .list(&selector)
+            .await?
+            .items
+            .into_iter()
+            .filter(|s| controlled_by(&s.metadata, uid))
+            .map(|s| s.name_any())
+            .collect();
+        for (role, index) in job.pods() {
+            if existing.contains(&job.pod_name(role, index)) {
+                continue;
+            }
+            if let Some(svc) = desired::service(&job, role, index, &owner) {
+                if !create_if_absent(&services, &svc).await? {
+                    busy = true;
+                }
+            }
+        }
+    }
     for action in &step.actions {
         match action {
             Action::Create { role, index } => {
-                if let Some(svc) = desired::service(&job, role, *index, &owner) {
-                    create_if_absent(&services, &svc).await?;
-                }
                 if let Some(pod) = desired::pod(&job, role, *index, &owner, 0) {
                     create_if_absent(&pods_api, &pod).await?;
                 }
@@ -293,10 +331,8 @@ pub async fn reconcile<K: TrainingJob>(obj: Arc<K>, ctx: Arc<Context>) -> Result
                     }
                 }
                 if *which == Which::All {
-                    let svcs = services
-                        .list(&ListParams::default().labels(&desired::job_selector(&job)))
-                        .await?;
-                    for s in svcs {
+                    let svcs = services.list(&selector).await?;
+                    for s in svcs.into_iter().filter(|s| controlled_by(&s.metadata, uid)) {
                         match services
                             .delete(&s.name_any(), &DeleteParams::background())
                             .await
