@@ -281,6 +281,11 @@ fn bad_manifests_are_refused_naming_the_field() {
             "commandx: [python3",
             "command: needed to run locally",
         ),
+        (
+            "runPolicy: {}",
+            "runPolicy: {suspend: true}",
+            "spec.runPolicy.suspend",
+        ),
     ];
     for (from, to, want) in cases {
         let m = pytorch_manifest(dir.path(), "OnFailure", "", &[]);

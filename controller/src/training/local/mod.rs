@@ -361,6 +361,12 @@ pub async fn run(
     let text = std::fs::read_to_string(&args.manifest)
         .map_err(|e| LocalError::Io(format!("{}: {e}", args.manifest.display())))?;
     let job = manifest::parse(&text)?;
+    if job.suspend {
+        return Err(LocalError::Manifest(
+            "spec.runPolicy.suspend: the job is suspended, so nothing would run (set it to false)"
+                .into(),
+        ));
+    }
     println!(
         "[osprey] {} {}: {} replicas ({})",
         job.framework.kind(),
