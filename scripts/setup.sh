@@ -30,3 +30,17 @@ for f in config.json model.safetensors tokenizer.json modules.json 1_Pooling; do
   fi
 done
 echo "setup: all-MiniLM-L6-v2 copied into models/minilm/1 (from $minilm_src)"
+
+# Kubeflow Pipelines SDK for `osprey pipeline run` and its tests, in its own environment
+# (.venv-kfp): kfp 2.17.3 pins protobuf 6, kubernetes<31 and requests below .venv's versions, so
+# installing it into .venv would downgrade what the training tests use. Pipelines compiled by
+# kfp run their lightweight Python components with `python3 -m kfp.dsl.executor_main`: the runner
+# puts .venv-kfp/bin first on the tasks' PATH (--python-path). Skipped when already there.
+KFP_VERSION=2.17.3
+if ! .venv-kfp/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('kfp') != '$KFP_VERSION')" 2>/dev/null; then
+  if [ ! -x .venv-kfp/bin/python ]; then
+    "$PYTHON" -m venv .venv-kfp
+  fi
+  .venv-kfp/bin/pip install -q --disable-pip-version-check "kfp==$KFP_VERSION"
+fi
+echo "setup: kfp $KFP_VERSION in .venv-kfp"

@@ -7,6 +7,7 @@ pub mod crd;
 pub mod desired;
 pub mod error;
 pub mod leader;
+pub mod pipeline;
 pub mod pull;
 pub mod reconcile;
 pub mod run;

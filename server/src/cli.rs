@@ -43,6 +43,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TrainCommand,
     },
+    /// Kubeflow Pipelines (KFP v2) compiled by the official SDK, run on this machine.
+    Pipeline {
+        #[command(subcommand)]
+        command: PipelineCommand,
+    },
     /// Fetch a model repository or one model's directory into DIR (file://, pvc://, http(s)://,
     /// s3:// with AWS_* variables, gs:// with GOOGLE_OAUTH_ACCESS_TOKEN and STORAGE_EMULATOR_HOST):
     /// what an InferenceService's init container runs.
@@ -62,6 +67,16 @@ pub enum TrainCommand {
     /// Kubernetes. Exit code 0 only when the job succeeded (1: failed, 2: bad manifest,
     /// 130: interrupted).
     Run(osprey_controller::training::local::TrainRunArgs),
+}
+
+/// `osprey pipeline` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Run a compiled KFP v2 pipeline (the SDK's YAML) with its tasks as local processes
+    /// (lightweight Python components need a python3 with kfp on PATH: --python-path). Exit
+    /// code 0 only when every task succeeded (1: the run failed, 2: the pipeline or a
+    /// parameter was refused, 130: interrupted).
+    Run(osprey_controller::pipeline::local::PipelineRunArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,7 +1,7 @@
 //! The `osprey` binary.
 
 use clap::Parser;
-use osprey_server::cli::{Cli, Command, LogFormat, ServeArgs, TrainCommand};
+use osprey_server::cli::{Cli, Command, LogFormat, PipelineCommand, ServeArgs, TrainCommand};
 use osprey_server::server::{build_state, run, Listeners};
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
@@ -73,6 +73,26 @@ fn train_run(args: osprey_controller::training::local::TrainRunArgs) -> anyhow::
     }
 }
 
+/// `osprey pipeline run`: exits with the run's outcome.
+fn pipeline_run(args: osprey_controller::pipeline::local::PipelineRunArgs) -> anyhow::Result<()> {
+    use osprey_controller::pipeline::PipelineError;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match rt.block_on(osprey_controller::pipeline::local::run(
+        args,
+        shutdown_signal(),
+    )) {
+        Ok(report) if report.succeeded => Ok(()),
+        Ok(report) => std::process::exit(if report.interrupted { 130 } else { 1 }),
+        Err(e @ PipelineError::Io(_)) => Err(e.into()),
+        Err(e) => {
+            eprintln!("osprey pipeline run: {e}");
+            std::process::exit(2)
+        }
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -139,6 +159,9 @@ fn main() {
         Command::Train {
             command: TrainCommand::Run(args),
         } => train_run(args),
+        Command::Pipeline {
+            command: PipelineCommand::Run(args),
+        } => pipeline_run(args),
         Command::Serve(args) => {
             init_logging(&args);
             tokio::runtime::Builder::new_multi_thread()

@@ -1,0 +1,232 @@
+//! `osprey pipeline run` end to end: pipelines from examples/pipelines/*.py compiled with the
+//! official KFP SDK (kfp 2.17.3) at test time and run with the built binary, their lightweight
+//! Python components executed by kfp's own executor (`python3 -m kfp.dsl.executor_main`).
+//!
+//! Needs .venv-kfp (scripts/setup.sh makes it); without it each test says so and returns.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// .venv-kfp/bin, or None (and why) when it is missing.
+fn kfp_bin() -> Option<PathBuf> {
+    let bin = repo().join(".venv-kfp/bin");
+    if !bin.join("python3").exists() {
+        eprintln!(
+            "skipping: no {} with kfp 2.17.3 (run scripts/setup.sh)",
+            bin.display()
+        );
+        return None;
+    }
+    Some(bin)
+}
+
+/// Compiles examples/pipelines/<name>.py into `dir`.
+fn compile(bin: &Path, name: &str, dir: &Path) -> PathBuf {
+    let out = dir.join(format!("{name}.yaml"));
+    let st = Command::new(bin.join("python3"))
+        .arg(repo().join(format!("examples/pipelines/{name}.py")))
+        .arg(&out)
+        .status()
+        .expect("python runs");
+    assert!(st.success(), "compiling {name}.py");
+    out
+}
+
+fn run(bin: &Path, pipeline: &Path, root: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_osprey"))
+        .args(["pipeline", "run"])
+        .arg(pipeline)
+        .arg("--pipeline-root")
+        .arg(root)
+        .arg("--python-path")
+        .arg(bin)
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .expect("osprey runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The run.json of the only run under `root`.
+fn report(root: &Path) -> Value {
+    let runs: Vec<PathBuf> = std::fs::read_dir(root)
+        .expect("pipeline root")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let text = std::fs::read_to_string(runs[0].join("run.json")).expect("run.json");
+    serde_json::from_str(&text).expect("run.json is JSON")
+}
+
+fn secs(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[test]
+fn chain_with_every_parameter_type() {
+    let Some(bin) = kfp_bin() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = compile(&bin, "types_chain", dir.path());
+    let root = dir.path().join("runs");
+    let out = run(
+        &bin,
+        &yaml,
+        &root,
+        &[
+            "-p",
+            "n=4",
+            "-p",
+            "scale=0.25",
+            "-p",
+            "label=total",
+            "-p",
+            "double=false",
+            "-p",
+            "extra=[5, 6]",
+            "-p",
+            r#"opts={"tag": "x"}"#,
+        ],
+    );
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let r = report(&root);
+    assert_eq!(r["state"], "SUCCEEDED", "{log}");
+    // add(4, 4) = 8; scale_by(8, 0.25) = 2.0; items [1..4] + [5, 6]; 2.0 + 21 + 1.5 = 24.5.
+    let want = r#"total=24.5 label=total-x4 doubled=false items=[1, 2, 3, 4, 5, 6] meta={"n": 4, "tag": "x"}"#;
+    assert_eq!(r["outputs"]["Output"], want, "{log}");
+    assert!(
+        log.contains("Pipeline outputs: {\"Output\":\"total=24.5 label=total-x4"),
+        "{log}"
+    );
+    let tasks = &r["tasks"];
+    assert_eq!(tasks["add"]["outputs"]["parameters"]["Output"], 8);
+    assert!(tasks["add"]["outputs"]["parameters"]["Output"].is_i64());
+    assert_eq!(tasks["scale-by"]["outputs"]["parameters"]["Output"], 2.0);
+    assert_eq!(
+        tasks["make-items"]["outputs"]["parameters"]["items"],
+        serde_json::json!([1, 2, 3, 4, 5, 6])
+    );
+    for t in ["add", "scale-by", "make-items", "summary"] {
+        assert_eq!(tasks[t]["state"], "SUCCEEDED", "{t}: {log}");
+        assert!(tasks[t]["startTime"].is_string() && tasks[t]["endTime"].is_string());
+    }
+    let run_dir = root.join(r["runId"].as_str().expect("runId"));
+    assert!(run_dir.join("summary/log.txt").exists());
+    assert!(
+        log.contains("summary: RUNNING") && log.contains("summary: SUCCEEDED"),
+        "{log}"
+    );
+
+    // A bad value for a declared type is refused before anything runs, naming the parameter.
+    let out = run(&bin, &yaml, &dir.path().join("bad"), &["-p", "n=four"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("parameter 'n'"), "{}", text(&out));
+    let out = run(&bin, &yaml, &dir.path().join("bad"), &["-p", "extra={}"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("parameter 'extra'"), "{}", text(&out));
+}
+
+/// The join's output: each side's start and end (epoch seconds) as recorded in the tasks.
+fn fan_out(parallelism: &str) -> Option<(Value, String)> {
+    let bin = kfp_bin()?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = compile(&bin, "fan_out_in", dir.path());
+    let root = dir.path().join("runs");
+    let out = run(
+        &bin,
+        &yaml,
+        &root,
+        &["-p", "seconds=3", "--parallelism", parallelism],
+    );
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let r = report(&root);
+    Some((r["outputs"]["Output"].clone(), log))
+}
+
+#[test]
+fn fan_out_tasks_overlap_in_time() {
+    let Some((joined, log)) = fan_out("4") else {
+        return;
+    };
+    let (l, rt) = (&joined["left"], &joined["right"]);
+    let overlap = secs(&l["end"]).min(secs(&rt["end"])) - secs(&l["start"]).max(secs(&rt["start"]));
+    assert!(overlap > 0.5, "no overlap ({overlap} s): {joined}\n{log}");
+    assert!((secs(&joined["overlap_seconds"]) - overlap).abs() < 1e-6);
+}
+
+#[test]
+fn parallelism_one_runs_them_one_after_the_other() {
+    let Some((joined, log)) = fan_out("1") else {
+        return;
+    };
+    let (l, rt) = (&joined["left"], &joined["right"]);
+    let overlap = secs(&l["end"]).min(secs(&rt["end"])) - secs(&l["start"]).max(secs(&rt["start"]));
+    assert!(
+        overlap < 0.0,
+        "overlap {overlap} s with --parallelism 1: {joined}\n{log}"
+    );
+}
+
+#[test]
+fn failing_task_fails_the_run_and_skips_its_dependents() {
+    let Some(bin) = kfp_bin() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = compile(&bin, "failing", dir.path());
+    let root = dir.path().join("runs");
+    let out = run(&bin, &yaml, &root, &[]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("task 'explode' failed"), "{log}");
+    let r = report(&root);
+    assert_eq!(r["state"], "FAILED");
+    let tasks = &r["tasks"];
+    assert_eq!(tasks["explode"]["state"], "FAILED", "{log}");
+    assert_eq!(tasks["after-explode"]["state"], "SKIPPED", "{log}");
+    assert!(
+        tasks["after-explode"]["startTime"].is_null(),
+        "never started"
+    );
+    assert!(
+        tasks["after-explode"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("'explode'")),
+        "{log}"
+    );
+    assert_eq!(tasks["independent"]["state"], "SUCCEEDED", "{log}");
+    assert_eq!(
+        tasks["independent"]["outputs"]["parameters"]["Output"],
+        "still runs"
+    );
+    let run_dir = root.join(r["runId"].as_str().expect("runId"));
+    let task_log = std::fs::read_to_string(run_dir.join("explode/log.txt")).expect("log");
+    assert!(task_log.contains("boom on purpose"), "{task_log}");
+}
+
+#[test]
+fn unsupported_features_are_refused_naming_the_task() {
+    let Some(bin) = kfp_bin() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = compile(&bin, "parallel_for", dir.path());
+    let root = dir.path().join("runs");
+    let out = run(&bin, &yaml, &root, &[]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("task 'for-loop-2': not supported yet: parameterIterator (dsl.ParallelFor)"),
+        "{log}"
+    );
+    assert!(!root.exists(), "nothing ran");
+}
