@@ -230,3 +230,100 @@ fn unsupported_features_are_refused_naming_the_task() {
     );
     assert!(!root.exists(), "nothing ran");
 }
+
+#[test]
+fn artifacts_flow_between_tasks_with_metadata() {
+    let Some(bin) = kfp_bin() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = compile(&bin, "artifacts", dir.path());
+    let root = dir.path().join("runs");
+    let out = run(&bin, &yaml, &root, &["-p", "rows=5"]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let r = report(&root);
+    let run_dir = root.join(r["runId"].as_str().expect("runId"));
+    assert_eq!(r["outputs"]["report"], "weights=15 rows_seen=5", "{log}");
+    let model = &r["outputs"]["model"];
+    assert_eq!(model["type"]["schemaTitle"], "system.Model");
+    assert_eq!(model["metadata"]["rows_seen"], 5);
+    let uri = run_dir.join("train/model");
+    assert_eq!(model["uri"], uri.to_string_lossy().as_ref());
+    assert_eq!(
+        std::fs::read_to_string(&uri).expect("model file"),
+        "weights=15"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join("make-data/data")).expect("dataset file"),
+        "1\n2\n3\n4\n5"
+    );
+    assert_eq!(r["tasks"]["train"]["outputs"]["parameters"]["Output"], 15);
+}
+
+#[test]
+fn container_components_get_their_placeholders() {
+    let Some(bin) = kfp_bin() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = compile(&bin, "container_components", dir.path());
+    let root = dir.path().join("runs");
+    let out = run(&bin, &yaml, &root, &["-p", "word=hello", "-p", "times=3"]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let r = report(&root);
+    assert_eq!(r["outputs"]["Output"], "HELLO HELLO HELLO  x3", "{log}");
+    // An OutputPath(int) file read back as an integer.
+    assert_eq!(r["tasks"]["repeat"]["outputs"]["parameters"]["count"], 3);
+}
+
+#[test]
+fn ctrl_c_stops_the_running_tasks() {
+    let Some(bin) = kfp_bin() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = compile(&bin, "fan_out_in", dir.path());
+    let root = dir.path().join("runs");
+    let child = Command::new(env!("CARGO_BIN_EXE_osprey"))
+        .args(["pipeline", "run"])
+        .arg(&yaml)
+        .arg("--pipeline-root")
+        .arg(&root)
+        .arg("--python-path")
+        .arg(&bin)
+        .args(["-p", "seconds=600"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("osprey starts");
+    // Until both sleeping tasks run.
+    let started = std::time::Instant::now();
+    loop {
+        let running = std::fs::read_dir(&root)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|run| {
+                ["work", "work-2"]
+                    .iter()
+                    .filter(|t| {
+                        std::fs::read_to_string(run.path().join(t).join("log.txt"))
+                            .is_ok_and(|l| l.contains("Looking for component"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        if running == 2 {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 60, "tasks did not start");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let out = child.wait_with_output().expect("osprey ends");
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{log}");
+    let r = report(&root);
+    assert_eq!(r["state"], "FAILED");
+    assert_eq!(r["interrupted"], true);
+    assert_eq!(r["tasks"]["work"]["state"], "FAILED", "{log}");
+    assert_eq!(r["tasks"]["join"]["state"], "SKIPPED", "{log}");
+}

@@ -443,14 +443,13 @@ pub async fn run(
             d = running.join_next() => d,
             _ = &mut interrupt, if !interrupted => {
                 interrupted = true;
-                say("interrupted: stopping the running tasks");
-                if let Ok(p) = pids.lock() {
-                    for pid in p.values() {
-                        if let Ok(pid) = i32::try_from(*pid) {
-                            let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
-                        }
-                    }
-                }
+                say("interrupted: stopping the running tasks (SIGTERM, SIGKILL 10 s later)");
+                signal_all(&pids, Signal::SIGTERM);
+                let pids = pids.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                    signal_all(&pids, Signal::SIGKILL);
+                });
                 continue;
             }
         };
@@ -525,6 +524,17 @@ pub async fn run(
     write_report(&spec, &report)?;
     print_summary(&report);
     Ok(report)
+}
+
+/// Signals the process group of every task still running.
+fn signal_all(pids: &Mutex<BTreeMap<String, u32>>, signal: Signal) {
+    if let Ok(p) = pids.lock() {
+        for pid in p.values() {
+            if let Ok(pid) = i32::try_from(*pid) {
+                let _ = killpg(Pid::from_raw(pid), signal);
+            }
+        }
+    }
 }
 
 fn outputs_json(o: &TaskOutputs) -> Value {
