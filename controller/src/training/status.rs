@@ -249,24 +249,44 @@ fn reason(job: &Job, what: &str) -> String {
     format!("{}{what}", job.framework.kind())
 }
 
-fn finish(
-    st: &mut JobStatus,
+/// How a job ends.
+struct Ending<'a> {
     success: bool,
-    why: &str,
-    message: &str,
+    why: &'a str,
+    message: &'a str,
+    /// Stop running pods whatever cleanPodPolicy says (deadline, backoff limit).
+    forced: bool,
+}
+
+/// The step of a job that ends now: the finished condition, its completion time and event; no
+/// replica created or restarted; pods cleaned up (see [`cleanup`]).
+fn ended(
+    job: &Job,
+    observed: &[Observed],
+    mut st: JobStatus,
+    mut actions: Vec<Action>,
+    mut notes: Vec<Note>,
+    e: Ending<'_>,
     now: &str,
-    notes: &mut Vec<Note>,
-) {
-    let type_ = if success { SUCCEEDED } else { FAILED };
-    set_condition(st, type_, true, why, message, now);
+) -> Step {
+    let type_ = if e.success { SUCCEEDED } else { FAILED };
+    set_condition(&mut st, type_, true, e.why, e.message, now);
     if st.completion_time.is_none() {
         st.completion_time = Some(now.to_string());
     }
     notes.push(Note {
-        warning: !success,
-        reason: why.to_string(),
-        message: message.to_string(),
+        warning: !e.success,
+        reason: e.why.to_string(),
+        message: e.message.to_string(),
     });
+    actions.retain(|a| !matches!(a, Action::Create { .. } | Action::Restart { .. }));
+    actions.extend(cleanup(job, observed, e.forced));
+    Step {
+        status: st,
+        actions,
+        notes,
+        requeue: None,
+    }
 }
 
 fn cleanup(job: &Job, observed: &[Observed], forced: bool) -> Option<Action> {
@@ -421,14 +441,20 @@ pub fn step(job: &Job, observed: &[Observed], prev: &JobStatus, now: Timestamp) 
                 "{kind} {} has failed because it was active longer than specified deadline ({deadline} s).",
                 job.name
             );
-            finish(&mut st, false, DEADLINE_EXCEEDED, &msg, &now_s, &mut notes);
-            actions.extend(cleanup(job, observed, true));
-            return Step {
-                status: st,
+            return ended(
+                job,
+                observed,
+                st,
                 actions,
                 notes,
-                requeue,
-            };
+                Ending {
+                    success: false,
+                    why: DEADLINE_EXCEEDED,
+                    message: &msg,
+                    forced: true,
+                },
+                &now_s,
+            );
         }
         requeue = Some(Duration::from_secs_f64(
             at.duration_since(now).as_secs_f64().max(0.0),
@@ -437,21 +463,21 @@ pub fn step(job: &Job, observed: &[Observed], prev: &JobStatus, now: Timestamp) 
 
     if succeeded(job, observed) {
         let msg = format!("{kind} {} is successfully completed.", job.name);
-        finish(
-            &mut st,
-            true,
-            &reason(job, "Succeeded"),
-            &msg,
-            &now_s,
-            &mut notes,
-        );
-        actions.extend(cleanup(job, observed, false));
-        return Step {
-            status: st,
+        let why = reason(job, "Succeeded");
+        return ended(
+            job,
+            observed,
+            st,
             actions,
             notes,
-            requeue: None,
-        };
+            Ending {
+                success: true,
+                why: &why,
+                message: &msg,
+                forced: false,
+            },
+            &now_s,
+        );
     }
 
     let mut restarts: i32 = observed.iter().map(|o| o.restarts).sum();
@@ -466,21 +492,20 @@ pub fn step(job: &Job, observed: &[Observed], prev: &JobStatus, now: Timestamp) 
     };
     if over_limit(restarts) {
         let msg = backoff_message(restarts);
-        finish(
-            &mut st,
-            false,
-            BACKOFF_LIMIT_EXCEEDED,
-            &msg,
-            &now_s,
-            &mut notes,
-        );
-        actions.extend(cleanup(job, observed, true));
-        return Step {
-            status: st,
+        return ended(
+            job,
+            observed,
+            st,
             actions,
             notes,
-            requeue: None,
-        };
+            Ending {
+                success: false,
+                why: BACKOFF_LIMIT_EXCEEDED,
+                message: &msg,
+                forced: true,
+            },
+            &now_s,
+        );
     }
     let mut restarting: Vec<String> = Vec::new();
     for o in observed {
@@ -495,23 +520,20 @@ pub fn step(job: &Job, observed: &[Observed], prev: &JobStatus, now: Timestamp) 
             ReplicaState::Exited(code) if r.restart.restarts(code) => {
                 if over_limit(restarts + 1) {
                     let msg = backoff_message(restarts + 1);
-                    finish(
-                        &mut st,
-                        false,
-                        BACKOFF_LIMIT_EXCEEDED,
-                        &msg,
-                        &now_s,
-                        &mut notes,
-                    );
-                    actions
-                        .retain(|a| !matches!(a, Action::Create { .. } | Action::Restart { .. }));
-                    actions.extend(cleanup(job, observed, true));
-                    return Step {
-                        status: st,
+                    return ended(
+                        job,
+                        observed,
+                        st,
                         actions,
                         notes,
-                        requeue: None,
-                    };
+                        Ending {
+                            success: false,
+                            why: BACKOFF_LIMIT_EXCEEDED,
+                            message: &msg,
+                            forced: true,
+                        },
+                        &now_s,
+                    );
                 }
                 restarts += 1;
                 restarting.push(format!("{} {} (exit code {code})", o.role, o.index));
@@ -526,22 +548,21 @@ pub fn step(job: &Job, observed: &[Observed], prev: &JobStatus, now: Timestamp) 
                     "{kind} {} is failed because {} replica {} exited with code {code} (restartPolicy {:?}).",
                     job.name, o.role, o.index, r.restart
                 );
-                finish(
-                    &mut st,
-                    false,
-                    &reason(job, "Failed"),
-                    &msg,
-                    &now_s,
-                    &mut notes,
-                );
-                actions.retain(|a| !matches!(a, Action::Create { .. } | Action::Restart { .. }));
-                actions.extend(cleanup(job, observed, false));
-                return Step {
-                    status: st,
+                let why = reason(job, "Failed");
+                return ended(
+                    job,
+                    observed,
+                    st,
                     actions,
                     notes,
-                    requeue: None,
-                };
+                    Ending {
+                        success: false,
+                        why: &why,
+                        message: &msg,
+                        forced: false,
+                    },
+                    &now_s,
+                );
             }
             ReplicaState::Pending | ReplicaState::Running => {
                 if o.restarting {

@@ -180,6 +180,30 @@ async fn stop_all(reps: &mut [Replica], wait: Duration, exits: &mut mpsc::Unboun
     }
 }
 
+/// Starts (or starts again) a replica's process.
+async fn start(
+    r: &mut Replica,
+    launch: &process::Launch,
+    logs: &std::path::Path,
+    echo: bool,
+    exits: &mpsc::UnboundedSender<Exit>,
+) -> Result<(), LocalError> {
+    r.generation += 1;
+    let pid = process::spawn(
+        launch,
+        r.role,
+        r.index,
+        r.generation,
+        logs,
+        echo,
+        exits.clone(),
+    )
+    .await?;
+    r.pid = (pid > 0).then_some(pid);
+    r.state = ReplicaState::Running;
+    Ok(())
+}
+
 /// Runs `job` until it finishes or `interrupt` completes.
 pub async fn run_job(
     job: &Job,
@@ -229,19 +253,7 @@ pub async fn run_job(
                     if Instant::now() >= at {
                         r.start_at = None;
                         if let Some(l) = launches.get(&(r.role, r.index)) {
-                            r.generation += 1;
-                            let pid = process::spawn(
-                                l,
-                                r.role,
-                                r.index,
-                                r.generation,
-                                &logs,
-                                !args.quiet,
-                                tx.clone(),
-                            )
-                            .await?;
-                            r.pid = (pid > 0).then_some(pid);
-                            r.state = ReplicaState::Running;
+                            start(r, l, &logs, !args.quiet, &tx).await?;
                         }
                     }
                 }
@@ -270,19 +282,7 @@ pub async fn run_job(
                             .find(|r| r.role == *role && r.index == *index),
                         launches.get(&(*role, *index)),
                     ) {
-                        r.generation += 1;
-                        let pid = process::spawn(
-                            l,
-                            r.role,
-                            r.index,
-                            r.generation,
-                            &logs,
-                            !args.quiet,
-                            tx.clone(),
-                        )
-                        .await?;
-                        r.pid = (pid > 0).then_some(pid);
-                        r.state = ReplicaState::Running;
+                        start(r, l, &logs, !args.quiet, &tx).await?;
                     }
                 }
                 Action::Restart { role, index } => {
