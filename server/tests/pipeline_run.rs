@@ -4,75 +4,11 @@
 //!
 //! Needs .venv-kfp (scripts/setup.sh makes it); without it each test says so and returns.
 
+mod kfp;
+
+use kfp::{compile, kfp_bin, report, run, secs, text};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// .venv-kfp/bin, or None (and why) when it is missing.
-fn kfp_bin() -> Option<PathBuf> {
-    let bin = repo().join(".venv-kfp/bin");
-    if !bin.join("python3").exists() {
-        eprintln!(
-            "skipping: no {} with kfp 2.17.3 (run scripts/setup.sh)",
-            bin.display()
-        );
-        return None;
-    }
-    Some(bin)
-}
-
-/// Compiles examples/pipelines/<name>.py into `dir`.
-fn compile(bin: &Path, name: &str, dir: &Path) -> PathBuf {
-    let out = dir.join(format!("{name}.yaml"));
-    let st = Command::new(bin.join("python3"))
-        .arg(repo().join(format!("examples/pipelines/{name}.py")))
-        .arg(&out)
-        .status()
-        .expect("python runs");
-    assert!(st.success(), "compiling {name}.py");
-    out
-}
-
-fn run(bin: &Path, pipeline: &Path, root: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_osprey"))
-        .args(["pipeline", "run"])
-        .arg(pipeline)
-        .arg("--pipeline-root")
-        .arg(root)
-        .arg("--python-path")
-        .arg(bin)
-        .args(extra)
-        .stdin(Stdio::null())
-        .output()
-        .expect("osprey runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// The run.json of the only run under `root`.
-fn report(root: &Path) -> Value {
-    let runs: Vec<PathBuf> = std::fs::read_dir(root)
-        .expect("pipeline root")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    let text = std::fs::read_to_string(runs[0].join("run.json")).expect("run.json");
-    serde_json::from_str(&text).expect("run.json is JSON")
-}
-
-fn secs(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
+use std::process::{Command, Stdio};
 
 #[test]
 fn chain_with_every_parameter_type() {
@@ -189,7 +125,7 @@ fn failing_task_fails_the_run_and_skips_its_dependents() {
     let out = run(&bin, &yaml, &root, &[]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(1), "{log}");
-    assert!(log.contains("task 'explode' failed"), "{log}");
+    assert!(log.contains("explode: FAILED (exit code 1"), "{log}");
     let r = report(&root);
     assert_eq!(r["state"], "FAILED");
     let tasks = &r["tasks"];
@@ -219,13 +155,13 @@ fn failing_task_fails_the_run_and_skips_its_dependents() {
 fn unsupported_features_are_refused_naming_the_task() {
     let Some(bin) = kfp_bin() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
-    let yaml = compile(&bin, "parallel_for", dir.path());
+    let yaml = compile(&bin, "input_artifact", dir.path());
     let root = dir.path().join("runs");
     let out = run(&bin, &yaml, &root, &[]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(2), "{log}");
     assert!(
-        log.contains("task 'for-loop-2': not supported yet: parameterIterator (dsl.ParallelFor)"),
+        log.contains("pipeline: not supported yet: pipeline input artifact 'data'"),
         "{log}"
     );
     assert!(!root.exists(), "nothing ran");
@@ -322,8 +258,8 @@ fn ctrl_c_stops_the_running_tasks() {
     let log = text(&out);
     assert_eq!(out.status.code(), Some(130), "{log}");
     let r = report(&root);
-    assert_eq!(r["state"], "FAILED");
+    assert_eq!(r["state"], "CANCELED");
     assert_eq!(r["interrupted"], true);
-    assert_eq!(r["tasks"]["work"]["state"], "FAILED", "{log}");
+    assert_eq!(r["tasks"]["work"]["state"], "CANCELED", "{log}");
     assert_eq!(r["tasks"]["join"]["state"], "SKIPPED", "{log}");
 }

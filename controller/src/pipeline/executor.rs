@@ -2,9 +2,9 @@
 //! `ExecutorInput` JSON built, placeholders in its command and args substituted, and its
 //! outputs read back from the executor output file or the per-parameter output files.
 
-use super::dag::PlannedTask;
 use super::error::PipelineError;
 use super::spec::{ArtifactSpec, Definitions, ParameterSpec, ParameterType};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,15 +13,16 @@ use std::path::{Path, PathBuf};
 pub const EXECUTOR_OUTPUT_FILE: &str = "executor_output.json";
 
 /// What a task produced.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskOutputs {
     pub parameters: BTreeMap<String, Value>,
-    /// Each output artifact as a RuntimeArtifact (`name`, `type`, `uri`, `metadata`).
+    /// Each output artifact as a RuntimeArtifact (`name`, `type`, `uri`, `metadata`); a
+    /// list of them for a DAG's collected (`dsl.Collected`) output.
     pub artifacts: BTreeMap<String, Value>,
 }
 
-/// A task's resolved inputs.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A task's resolved inputs (artifacts as in [`TaskOutputs`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskInputs {
     pub parameters: BTreeMap<String, Value>,
     pub artifacts: BTreeMap<String, Value>,
@@ -46,8 +47,9 @@ pub fn coerce(value: &Value, ty: ParameterType) -> Result<Value, String> {
         ParameterType::Boolean => value.as_bool().map(|b| json!(b)).ok_or_else(bad),
         ParameterType::List if value.is_array() => Ok(value.clone()),
         ParameterType::Struct if value.is_object() => Ok(value.clone()),
-        ParameterType::List | ParameterType::Struct => Err(bad()),
-        ParameterType::TaskFinalStatus | ParameterType::Unspecified => Err(format!(
+        ParameterType::TaskFinalStatus if value.is_object() => Ok(value.clone()),
+        ParameterType::List | ParameterType::Struct | ParameterType::TaskFinalStatus => Err(bad()),
+        ParameterType::Unspecified => Err(format!(
             "parameters of type {} are not supported",
             ty.name()
         )),
@@ -153,81 +155,6 @@ pub fn pipeline_inputs(
     Ok(values)
 }
 
-/// A task's input values from the pipeline's inputs, constants, defaults and upstream outputs.
-pub fn task_inputs(
-    t: &PlannedTask,
-    pipeline: &BTreeMap<String, Value>,
-    upstream: &BTreeMap<String, TaskOutputs>,
-) -> Result<TaskInputs, PipelineError> {
-    let mut inputs = TaskInputs::default();
-    let defs = &t.component.input_definitions;
-    for (name, spec) in &defs.parameters {
-        let bound = match t.task.inputs.parameters.get(name) {
-            None => None,
-            Some(b) => {
-                if let Some(p) = &b.component_input_parameter {
-                    pipeline.get(p).cloned()
-                } else if let Some(o) = &b.task_output_parameter {
-                    let v = upstream
-                        .get(&o.producer_task)
-                        .and_then(|outs| outs.parameters.get(&o.output_parameter_key))
-                        .ok_or_else(|| {
-                            PipelineError::task(
-                                &t.name,
-                                format!(
-                                    "input '{name}': task '{}' produced no output '{}'",
-                                    o.producer_task, o.output_parameter_key
-                                ),
-                            )
-                        })?;
-                    Some(v.clone())
-                } else {
-                    b.runtime_value.as_ref().and_then(|r| r.constant.clone())
-                }
-            }
-        };
-        let value = match bound.or_else(|| spec.default_value.clone()) {
-            Some(v) => v,
-            None if spec.is_optional => continue,
-            None => {
-                return Err(PipelineError::task(
-                    &t.name,
-                    format!("input '{name}' has no value"),
-                ))
-            }
-        };
-        let v = coerce(&value, spec.parameter_type)
-            .map_err(|m| PipelineError::task(&t.name, format!("input '{name}': {m}")))?;
-        inputs.parameters.insert(name.clone(), v);
-    }
-    for (name, b) in &t.task.inputs.artifacts {
-        if let Some(o) = &b.task_output_artifact {
-            let a = upstream
-                .get(&o.producer_task)
-                .and_then(|outs| outs.artifacts.get(&o.output_artifact_key))
-                .ok_or_else(|| {
-                    PipelineError::task(
-                        &t.name,
-                        format!(
-                            "input artifact '{name}': task '{}' produced no artifact '{}'",
-                            o.producer_task, o.output_artifact_key
-                        ),
-                    )
-                })?;
-            inputs.artifacts.insert(name.clone(), a.clone());
-        }
-    }
-    for (name, spec) in &defs.artifacts {
-        if !inputs.artifacts.contains_key(name) && !spec.is_optional {
-            return Err(PipelineError::task(
-                &t.name,
-                format!("input artifact '{name}' has no value"),
-            ));
-        }
-    }
-    Ok(inputs)
-}
-
 fn runtime_artifact(name: &str, spec: &ArtifactSpec, uri: &Path) -> Value {
     let mut ty = Map::new();
     if let Some(t) = &spec.artifact_type.schema_title {
@@ -265,7 +192,13 @@ pub fn executor_input(outputs: &Definitions, inputs: &TaskInputs, task_dir: &Pat
     let in_artifacts: Map<String, Value> = inputs
         .artifacts
         .iter()
-        .map(|(k, a)| (k.clone(), json!({ "artifacts": [a] })))
+        .map(|(k, a)| {
+            let list = match a {
+                Value::Array(items) => items.clone(),
+                one => vec![one.clone()],
+            };
+            (k.clone(), json!({ "artifacts": list }))
+        })
         .collect();
     let out_params: Map<String, Value> = outputs
         .parameters

@@ -1,21 +1,22 @@
-//! `osprey pipeline run`: the root DAG run on this machine, each task a local process (its
-//! container's command and args, placeholders substituted; the image is not used), ready tasks
-//! in parallel up to `--parallelism`. A failing task fails the run; tasks downstream of it are
-//! not run (SKIPPED), independent ones finish.
+//! `osprey pipeline run`: a pipeline run on this machine by the [`super::engine`], each
+//! container task a local process (its command and args, placeholders substituted; the image is
+//! not used), up to `--parallelism` at once, with a live view of every task's state, one log per
+//! task, the cache under the pipeline root, and a run.json at the end.
 
-use super::dag::{plan, Plan, PlannedTask};
+use super::cache::LocalCache;
+use super::engine::{Completion, Engine, Launch, Options, Record, RunInfo, TaskState};
 use super::error::PipelineError;
 use super::executor::{
-    executor_input, pipeline_inputs, read_outputs, split_assignment, substitute, task_inputs,
-    PlaceholderContext, TaskOutputs,
+    pipeline_inputs, read_outputs, split_assignment, substitute, PlaceholderContext, TaskOutputs,
 };
 use super::spec::{self, PipelineSpec};
+use super::time::rfc3339;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -47,84 +48,13 @@ pub struct PipelineRunArgs {
     /// Do not echo the tasks' output (it is still kept in each task's log.txt).
     #[arg(long, default_value_t = false)]
     pub quiet: bool,
+    /// Run every task even when the cache (`<DIR>/.cache/`, filled by earlier runs with the
+    /// same pipeline root) holds its outputs; results are still stored for later runs.
+    #[arg(long, default_value_t = false)]
+    pub no_cache: bool,
 }
 
-/// A task's state, as KFP names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskState {
-    Pending,
-    Running,
-    Succeeded,
-    Skipped,
-    Failed,
-}
-
-impl TaskState {
-    pub fn name(self) -> &'static str {
-        match self {
-            TaskState::Pending => "PENDING",
-            TaskState::Running => "RUNNING",
-            TaskState::Succeeded => "SUCCEEDED",
-            TaskState::Skipped => "SKIPPED",
-            TaskState::Failed => "FAILED",
-        }
-    }
-    fn finished(self) -> bool {
-        matches!(
-            self,
-            TaskState::Succeeded | TaskState::Skipped | TaskState::Failed
-        )
-    }
-}
-
-/// One task's record.
-#[derive(Debug, Clone)]
-pub struct TaskRecord {
-    pub state: TaskState,
-    pub start: Option<SystemTime>,
-    pub end: Option<SystemTime>,
-    pub outputs: TaskOutputs,
-    /// Why it failed or was skipped.
-    pub message: Option<String>,
-}
-
-/// How the run ended.
-#[derive(Debug, Clone)]
-pub struct RunReport {
-    pub run_id: String,
-    pub run_dir: PathBuf,
-    pub succeeded: bool,
-    pub interrupted: bool,
-    pub tasks: BTreeMap<String, TaskRecord>,
-    /// The pipeline's outputs (root `dag.outputs`) when it succeeded.
-    pub outputs: BTreeMap<String, Value>,
-}
-
-/// RFC 3339 UTC with milliseconds.
-pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
-fn run_id(name: &str) -> String {
+pub fn run_id(name: &str) -> String {
     let stamp = rfc3339(SystemTime::now())
         .replace([':', '.'], "-")
         .replace(['T'], "-")
@@ -150,42 +80,65 @@ fn say(line: &str) {
     println!("[osprey] {} {line}", rfc3339(SystemTime::now()));
 }
 
+/// How the run ended.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    pub state: TaskState,
+    pub succeeded: bool,
+    pub interrupted: bool,
+    /// Every task instance's record, by path.
+    pub tasks: BTreeMap<String, Record>,
+    /// The pipeline's outputs (root `dag.outputs`).
+    pub outputs: BTreeMap<String, Value>,
+}
+
 /// Reads, checks and parameterises a pipeline without running it.
 pub fn prepare(
     args: &PipelineRunArgs,
-) -> Result<(PipelineSpec, Plan, BTreeMap<String, Value>), PipelineError> {
+) -> Result<(PipelineSpec, BTreeMap<String, Value>), PipelineError> {
     let text = std::fs::read_to_string(&args.pipeline)
         .map_err(|e| PipelineError::Read(format!("{}: {e}", args.pipeline.display())))?;
     let spec = spec::parse(&text)?;
-    let plan = plan(&spec)?;
+    super::dag::check(&spec)?;
     let given = args
         .params
         .iter()
         .map(|p| split_assignment(p))
         .collect::<Result<Vec<_>, _>>()?;
     let inputs = pipeline_inputs(&spec.root.input_definitions.parameters, &given)?;
-    Ok((spec, plan, inputs))
+    Ok((spec, inputs))
 }
 
-struct Launched {
-    name: String,
+struct Finished {
+    path: String,
+    launch: Launch,
     result: Result<i32, String>,
-    executor_input: Value,
 }
 
-/// Starts a task's process; its output goes to `<task dir>/log.txt` (and stdout unless quiet).
+/// Runs a task's process; its output goes to `<task dir>/log.txt` (appended per attempt) and
+/// to stdout unless quiet.
 async fn run_process(
-    name: String,
+    launch: &Launch,
     argv: Vec<String>,
     env: Vec<(String, String)>,
-    task_dir: PathBuf,
     quiet: bool,
     pids: Arc<Mutex<BTreeMap<String, u32>>>,
 ) -> Result<i32, String> {
-    let log_path = task_dir.join("log.txt");
-    let log = tokio::fs::File::create(&log_path)
+    let name = launch.path.clone();
+    let log_path = launch.task_dir.join("log.txt");
+    let mut log = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
         .await
         .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    if launch.attempt > 1 {
+        let _ = log
+            .write_all(format!("--- attempt {} ---\n", launch.attempt).as_bytes())
+            .await;
+    }
     let log = Arc::new(tokio::sync::Mutex::new(log));
     let (program, rest) = argv
         .split_first()
@@ -243,35 +196,40 @@ async fn run_process(
     }))
 }
 
-fn prepare_launch(
-    t: &PlannedTask,
-    ctx_inputs: (&BTreeMap<String, Value>, &BTreeMap<String, TaskRecord>),
-    task_dir: &Path,
-    names: (&str, &str, &str),
-) -> Result<(Vec<String>, Value), PipelineError> {
-    let (pipeline, records) = ctx_inputs;
-    let upstream: BTreeMap<String, TaskOutputs> = records
-        .iter()
-        .filter(|(_, r)| r.state == TaskState::Succeeded)
-        .map(|(n, r)| (n.clone(), r.outputs.clone()))
-        .collect();
-    let inputs = task_inputs(t, pipeline, &upstream)?;
-    let ei = executor_input(&t.component.output_definitions, &inputs, task_dir);
-    let ctx = PlaceholderContext {
-        task: &t.name,
-        executor_input: &ei,
-        job_name: names.0,
-        job_resource_name: names.1,
-        pipeline_root: names.2,
-    };
-    let argv = t
-        .container
-        .command
-        .iter()
-        .chain(t.container.args.iter())
-        .map(|s| substitute(s, &ctx))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((argv, ei))
+/// Prints every record whose state changed since the last call.
+fn show_changes(engine: &Engine, shown: &mut BTreeMap<String, TaskState>) {
+    for (path, r) in &engine.records {
+        if shown.get(path) == Some(&r.state) {
+            continue;
+        }
+        shown.insert(path.clone(), r.state);
+        let mut line = format!("{path}: {}", r.state.name());
+        if r.state == TaskState::Running && r.attempts > 1 {
+            line.push_str(&format!(" (attempt {})", r.attempts));
+        }
+        if r.state == TaskState::Succeeded {
+            if r.cached {
+                line.push_str(" (cached)");
+            }
+            if !r.outputs.parameters.is_empty() || !r.outputs.artifacts.is_empty() {
+                line.push_str(&format!(" outputs {}", outputs_json(&r.outputs)));
+            }
+        }
+        if r.state == TaskState::Pending {
+            if let Some(m) = &r.message {
+                line.push_str(&format!(" ({m})"));
+            }
+        }
+        if matches!(
+            r.state,
+            TaskState::Failed | TaskState::Skipped | TaskState::Canceled
+        ) {
+            if let Some(m) = &r.message {
+                line.push_str(&format!(" ({m})"));
+            }
+        }
+        say(&line);
+    }
 }
 
 /// Runs the pipeline until it ends or `interrupt` completes. Errors: the pipeline could not be
@@ -280,7 +238,7 @@ pub async fn run(
     args: PipelineRunArgs,
     interrupt: impl Future<Output = ()>,
 ) -> Result<RunReport, PipelineError> {
-    let (spec, plan, inputs) = prepare(&args)?;
+    let (spec, inputs) = prepare(&args)?;
     let parallelism = args
         .parallelism
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -309,10 +267,26 @@ pub async fn run(
         }
         None => std::env::var("PATH").unwrap_or_default(),
     };
+    let name = spec.pipeline_info.name.clone();
+    let info = RunInfo {
+        job_name: name.clone(),
+        run_id: id.clone(),
+        run_dir: run_dir.clone(),
+        pipeline_root: root.display().to_string(),
+    };
+    let mut engine = Engine::new(
+        spec,
+        inputs.clone(),
+        info,
+        Options {
+            parallelism,
+            caching: true,
+        },
+    )?;
+    let cache = LocalCache::new(&root);
     say(&format!(
-        "pipeline '{}' run {id}: {} task(s), parallelism {parallelism}, files in {}",
-        spec.pipeline_info.name,
-        plan.tasks.len(),
+        "pipeline '{name}' run {id}: parallelism {parallelism}, cache {}, files in {}",
+        if args.no_cache { "off" } else { "on" },
         run_dir.display()
     ));
     if !inputs.is_empty() {
@@ -321,128 +295,56 @@ pub async fn run(
             serde_json::to_string(&inputs).unwrap_or_default()
         ));
     }
-    let mut records: BTreeMap<String, TaskRecord> = plan
-        .tasks
-        .keys()
-        .map(|n| {
-            (
-                n.clone(),
-                TaskRecord {
-                    state: TaskState::Pending,
-                    start: None,
-                    end: None,
-                    outputs: TaskOutputs::default(),
-                    message: None,
-                },
-            )
-        })
-        .collect();
-    for n in &plan.order {
-        say(&format!("{n}: PENDING"));
-    }
     let pids: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
-    let mut running: JoinSet<Launched> = JoinSet::new();
+    let mut running: JoinSet<Finished> = JoinSet::new();
+    let mut shown = BTreeMap::new();
     let mut interrupted = false;
-    let root_text = root.display().to_string();
     tokio::pin!(interrupt);
     loop {
-        // Skip what can no longer run; start what is ready.
-        let mut changed = true;
-        while changed {
-            changed = false;
-            for name in &plan.order {
-                let Some(t) = plan.tasks.get(name) else {
-                    continue;
-                };
-                if records.get(name).map(|r| r.state) != Some(TaskState::Pending) {
+        let step = engine.step(SystemTime::now());
+        let mut completed_now = false;
+        for launch in step.launches {
+            if let (false, Some(key)) = (args.no_cache, &launch.cache_key) {
+                if let Some(outputs) = cache.get(key) {
+                    engine.complete(&launch.path, Completion::Cached(outputs), SystemTime::now());
+                    completed_now = true;
                     continue;
                 }
-                let blocked = t.deps.iter().find(|d| {
-                    matches!(
-                        records.get(*d).map(|r| r.state),
-                        Some(TaskState::Failed | TaskState::Skipped)
-                    )
-                });
-                if let Some(d) = blocked {
-                    let why = format!(
-                        "not run: upstream task '{d}' {}",
-                        records.get(d).map_or("FAILED", |r| r.state.name())
-                    );
-                    say(&format!("{name}: SKIPPED ({why})"));
-                    if let Some(r) = records.get_mut(name) {
-                        r.state = TaskState::Skipped;
-                        r.message = Some(why);
-                    }
-                    changed = true;
-                    continue;
+            }
+            match start(&engine, &launch, &path_env) {
+                Err(e) => {
+                    engine.complete(&launch.path, Completion::Failed(e), SystemTime::now());
+                    completed_now = true;
                 }
-                let ready = t
-                    .deps
-                    .iter()
-                    .all(|d| records.get(d).map(|r| r.state) == Some(TaskState::Succeeded));
-                if !ready || interrupted || running.len() >= parallelism {
-                    continue;
-                }
-                let task_dir = run_dir.join(name);
-                std::fs::create_dir_all(&task_dir)
-                    .map_err(|e| PipelineError::Io(format!("{}: {e}", task_dir.display())))?;
-                let now = SystemTime::now();
-                match prepare_launch(
-                    t,
-                    (&inputs, &records),
-                    &task_dir,
-                    (&spec.pipeline_info.name, &id, &root_text),
-                ) {
-                    Err(e) => {
-                        say(&format!("{name}: FAILED ({e})"));
-                        if let Some(r) = records.get_mut(name) {
-                            r.state = TaskState::Failed;
-                            r.start = Some(now);
-                            r.end = Some(now);
-                            r.message = Some(e.to_string());
+                Ok((argv, env)) => {
+                    let (q, p) = (args.quiet, pids.clone());
+                    running.spawn(async move {
+                        let result = run_process(&launch, argv, env, q, p).await;
+                        Finished {
+                            path: launch.path.clone(),
+                            launch,
+                            result,
                         }
-                        changed = true;
-                    }
-                    Ok((argv, ei)) => {
-                        let _ = std::fs::write(
-                            task_dir.join("executor_input.json"),
-                            serde_json::to_vec_pretty(&ei).unwrap_or_default(),
-                        );
-                        let mut env: Vec<(String, String)> = t
-                            .container
-                            .env
-                            .iter()
-                            .map(|e| (e.name.clone(), e.value.clone()))
-                            .collect();
-                        env.push(("PATH".into(), path_env.clone()));
-                        say(&format!(
-                            "{name}: RUNNING (log {})",
-                            task_dir.join("log.txt").display()
-                        ));
-                        if let Some(r) = records.get_mut(name) {
-                            r.state = TaskState::Running;
-                            r.start = Some(now);
-                        }
-                        let (n, q, p) = (name.clone(), args.quiet, pids.clone());
-                        running.spawn(async move {
-                            let result = run_process(n.clone(), argv, env, task_dir, q, p).await;
-                            Launched {
-                                name: n,
-                                result,
-                                executor_input: ei,
-                            }
-                        });
-                    }
+                    });
                 }
             }
         }
-        if running.is_empty() {
+        show_changes(&engine, &mut shown);
+        if completed_now {
+            continue;
+        }
+        if running.is_empty() && step.wake_at.is_none() {
             break;
         }
+        let wait = step
+            .wake_at
+            .map(|at| at.duration_since(SystemTime::now()).unwrap_or_default());
         let done = tokio::select! {
-            d = running.join_next() => d,
+            d = running.join_next(), if !running.is_empty() => d,
+            _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => continue,
             _ = &mut interrupt, if !interrupted => {
                 interrupted = true;
+                engine.cancel();
                 say("interrupted: stopping the running tasks (SIGTERM, SIGKILL 10 s later)");
                 signal_all(&pids, Signal::SIGTERM);
                 let pids = pids.clone();
@@ -453,77 +355,93 @@ pub async fn run(
                 continue;
             }
         };
-        let Some(done) = done else { break };
-        let launched = done.map_err(|e| PipelineError::Io(format!("task join: {e}")))?;
-        let name = launched.name;
-        let task_dir = run_dir.join(&name);
-        let end = SystemTime::now();
-        let outcome = match launched.result {
-            Err(e) => Err(e),
-            Ok(0) => match plan.tasks.get(&name) {
-                Some(t) => read_outputs(
-                    &name,
-                    &t.component.output_definitions,
-                    &launched.executor_input,
-                    &task_dir,
-                )
-                .map_err(|e| e.to_string()),
-                None => Err("unknown task".into()),
-            },
-            Ok(code) => Err(format!(
-                "exit code {code} (log {})",
-                task_dir.join("log.txt").display()
-            )),
-        };
-        if let Some(r) = records.get_mut(&name) {
-            r.end = Some(end);
-            match outcome {
-                Ok(outs) => {
-                    r.state = TaskState::Succeeded;
-                    say(&format!(
-                        "{name}: SUCCEEDED outputs {}",
-                        outputs_json(&outs)
-                    ));
-                    r.outputs = outs;
-                }
-                Err(e) => {
-                    let e = if interrupted {
-                        format!("interrupted: {e}")
-                    } else {
-                        e
-                    };
-                    say(&format!("{name}: FAILED ({e})"));
-                    r.state = TaskState::Failed;
-                    r.message = Some(format!("task '{name}' failed: {e}"));
-                }
-            }
+        let Some(done) = done else { continue };
+        let finished = done.map_err(|e| PipelineError::Io(format!("task join: {e}")))?;
+        let completion = outcome(&finished, interrupted);
+        if let (Completion::Succeeded(outputs), Some(key)) =
+            (&completion, &finished.launch.cache_key)
+        {
+            cache.put(key, &id, &finished.path, outputs);
         }
+        engine.complete(&finished.path, completion, SystemTime::now());
     }
-    // Interrupted before starting: what never ran is skipped.
-    for (name, r) in records.iter_mut() {
-        if !r.state.finished() {
-            r.state = TaskState::Skipped;
-            r.message = Some("not run: the run was interrupted".into());
-            say(&format!("{name}: SKIPPED (the run was interrupted)"));
-        }
-    }
-    let succeeded = !interrupted && records.values().all(|r| r.state == TaskState::Succeeded);
-    let outputs = if succeeded {
-        pipeline_outputs(&spec, &records)
-    } else {
-        BTreeMap::new()
-    };
+    let state = engine.state();
     let report = RunReport {
         run_id: id,
         run_dir,
-        succeeded,
+        state,
+        succeeded: state == TaskState::Succeeded,
         interrupted,
-        tasks: records,
-        outputs,
+        outputs: engine.outputs(),
+        tasks: engine.records.clone(),
     };
-    write_report(&spec, &report)?;
+    write_report(engine.spec(), &report)?;
     print_summary(&report);
     Ok(report)
+}
+
+/// A process's environment variables.
+type Env = Vec<(String, String)>;
+
+/// The argv and environment of a launch; its directory made and its executor input saved.
+fn start(
+    engine: &Engine,
+    launch: &Launch,
+    path_env: &str,
+) -> Result<(Vec<String>, Env), String> {
+    std::fs::create_dir_all(&launch.task_dir)
+        .map_err(|e| format!("{}: {e}", launch.task_dir.display()))?;
+    let _ = std::fs::write(
+        launch.task_dir.join("executor_input.json"),
+        serde_json::to_vec_pretty(&launch.executor_input).unwrap_or_default(),
+    );
+    let ctx = PlaceholderContext {
+        task: &launch.path,
+        executor_input: &launch.executor_input,
+        job_name: &engine.info.job_name,
+        job_resource_name: &engine.info.run_id,
+        pipeline_root: &engine.info.pipeline_root,
+    };
+    let argv = launch
+        .container
+        .command
+        .iter()
+        .chain(launch.container.args.iter())
+        .map(|s| substitute(s, &ctx))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let mut env: Vec<(String, String)> = launch
+        .container
+        .env
+        .iter()
+        .map(|e| (e.name.clone(), e.value.clone()))
+        .collect();
+    env.push(("PATH".into(), path_env.to_string()));
+    Ok((argv, env))
+}
+
+fn outcome(f: &Finished, interrupted: bool) -> Completion {
+    let log = f.launch.task_dir.join("log.txt");
+    let failure = match &f.result {
+        Ok(0) => {
+            return match read_outputs(
+                &f.path,
+                &f.launch.outputs,
+                &f.launch.executor_input,
+                &f.launch.task_dir,
+            ) {
+                Ok(outputs) => Completion::Succeeded(outputs),
+                Err(e) => Completion::Failed(e.to_string()),
+            }
+        }
+        Ok(code) => format!("exit code {code} (log {})", log.display()),
+        Err(e) => e.clone(),
+    };
+    if interrupted {
+        Completion::Canceled(format!("interrupted: {failure}"))
+    } else {
+        Completion::Failed(failure)
+    }
 }
 
 /// Signals the process group of every task still running.
@@ -543,69 +461,26 @@ fn outputs_json(o: &TaskOutputs) -> Value {
         m.insert(k.clone(), v.clone());
     }
     for (k, a) in &o.artifacts {
-        m.insert(k.clone(), a.get("uri").cloned().unwrap_or(Value::Null));
+        let uri = match a {
+            Value::Array(list) => Value::Array(
+                list.iter()
+                    .map(|x| x.get("uri").cloned().unwrap_or(Value::Null))
+                    .collect(),
+            ),
+            one => one.get("uri").cloned().unwrap_or(Value::Null),
+        };
+        m.insert(k.clone(), uri);
     }
     Value::Object(m)
 }
 
-fn pipeline_outputs(
-    spec: &PipelineSpec,
-    records: &BTreeMap<String, TaskRecord>,
-) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    let Some(dag) = &spec.root.dag else {
-        return out;
-    };
-    for (name, p) in &dag.outputs.parameters {
-        if let Some(v) = &p.value_from_parameter {
-            if let Some(value) = records
-                .get(&v.producer_subtask)
-                .and_then(|r| r.outputs.parameters.get(&v.output_parameter_key))
-            {
-                out.insert(name.clone(), value.clone());
-            }
-        }
-    }
-    for (name, a) in &dag.outputs.artifacts {
-        let sel = a
-            .get("artifactSelectors")
-            .and_then(|s| s.get(0))
-            .cloned()
-            .unwrap_or(Value::Null);
-        let producer = sel.get("producerSubtask").and_then(|v| v.as_str());
-        let key = sel.get("outputArtifactKey").and_then(|v| v.as_str());
-        if let (Some(p), Some(k)) = (producer, key) {
-            if let Some(art) = records.get(p).and_then(|r| r.outputs.artifacts.get(k)) {
-                out.insert(name.clone(), art.clone());
-            }
-        }
-    }
-    out
-}
-
 fn write_report(spec: &PipelineSpec, report: &RunReport) -> Result<(), PipelineError> {
-    let tasks: serde_json::Map<String, Value> = report
-        .tasks
-        .iter()
-        .map(|(n, r)| {
-            (
-                n.clone(),
-                json!({
-                    "state": r.state.name(),
-                    "startTime": r.start.map(rfc3339),
-                    "endTime": r.end.map(rfc3339),
-                    "outputs": { "parameters": r.outputs.parameters, "artifacts": r.outputs.artifacts },
-                    "message": r.message,
-                }),
-            )
-        })
-        .collect();
     let doc = json!({
         "pipeline": spec.pipeline_info.name,
         "runId": report.run_id,
-        "state": if report.succeeded { "SUCCEEDED" } else { "FAILED" },
+        "state": report.state.name(),
         "interrupted": report.interrupted,
-        "tasks": tasks,
+        "tasks": report.tasks,
         "outputs": report.outputs,
     });
     let path = report.run_dir.join("run.json");
@@ -615,30 +490,29 @@ fn write_report(spec: &PipelineSpec, report: &RunReport) -> Result<(), PipelineE
 
 fn print_summary(report: &RunReport) {
     println!();
-    println!(
-        "Run {}: {}",
-        report.run_id,
-        if report.succeeded {
-            "SUCCEEDED"
-        } else {
-            "FAILED"
-        }
-    );
+    println!("Run {}: {}", report.run_id, report.state.name());
     for (name, r) in &report.tasks {
-        let secs = match (r.start, r.end) {
+        let secs = match (
+            r.start_time.as_deref().and_then(super::time::parse_rfc3339),
+            r.end_time.as_deref().and_then(super::time::parse_rfc3339),
+        ) {
             (Some(s), Some(e)) => e
                 .duration_since(s)
                 .map(|d| format!("{:.1} s", d.as_secs_f64()))
                 .unwrap_or_default(),
             _ => "-".into(),
         };
-        println!(
-            "  {name}: {} [{} .. {}] {secs}",
-            r.state.name(),
-            r.start.map(rfc3339).unwrap_or_else(|| "-".into()),
-            r.end.map(rfc3339).unwrap_or_else(|| "-".into()),
-        );
-        if r.state == TaskState::Succeeded {
+        let mut extra = String::new();
+        if r.cached {
+            extra.push_str(" cached");
+        }
+        if r.attempts > 1 {
+            extra.push_str(&format!(" attempts {}", r.attempts));
+        }
+        println!("  {name}: {} {secs}{extra}", r.state.name());
+        if r.state == TaskState::Succeeded
+            && (!r.outputs.parameters.is_empty() || !r.outputs.artifacts.is_empty())
+        {
             println!("    outputs: {}", outputs_json(&r.outputs));
         }
         if let Some(m) = &r.message {

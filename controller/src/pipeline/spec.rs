@@ -134,7 +134,7 @@ pub struct DagOutputs {
     #[serde(default)]
     pub parameters: BTreeMap<String, DagOutputParameter>,
     #[serde(default)]
-    pub artifacts: BTreeMap<String, Value>,
+    pub artifacts: BTreeMap<String, DagOutputArtifact>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -142,8 +142,31 @@ pub struct DagOutputs {
 pub struct DagOutputParameter {
     #[serde(default)]
     pub value_from_parameter: Option<ValueFromParameter>,
+    /// `dsl.OneOf`: the first selector whose producer ran gives the value.
     #[serde(default)]
-    pub value_from_oneof: Option<Value>,
+    pub value_from_oneof: Option<OneOfParameters>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OneOfParameters {
+    #[serde(default)]
+    pub parameter_selectors: Vec<ValueFromParameter>,
+}
+
+/// A DAG's output artifact: one selector, or several for `dsl.OneOf` (the first present wins).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DagOutputArtifact {
+    #[serde(default)]
+    pub artifact_selectors: Vec<ArtifactSelector>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactSelector {
+    pub producer_subtask: String,
+    pub output_artifact_key: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -164,17 +187,81 @@ pub struct Task {
     pub dependent_tasks: Vec<String>,
     #[serde(default)]
     pub inputs: TaskInputs,
-    // Kept to be refused by name.
     #[serde(default)]
-    pub trigger_policy: Option<Value>,
+    pub caching_options: Option<CachingOptions>,
+    /// `dsl.If/Elif/Else` (a CEL condition) and `dsl.ExitHandler` (the strategy).
     #[serde(default)]
-    pub parameter_iterator: Option<Value>,
+    pub trigger_policy: Option<TriggerPolicy>,
+    /// `dsl.ParallelFor`.
+    #[serde(default)]
+    pub parameter_iterator: Option<ParameterIterator>,
+    /// `dsl.ParallelFor` over a list of artifacts: refused by name.
     #[serde(default)]
     pub artifact_iterator: Option<Value>,
     #[serde(default)]
-    pub retry_policy: Option<Value>,
+    pub iterator_policy: Option<IteratorPolicy>,
+    /// `.set_retry(...)`.
     #[serde(default)]
-    pub iterator_policy: Option<Value>,
+    pub retry_policy: Option<RetryPolicy>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CachingOptions {
+    #[serde(default)]
+    pub enable_cache: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerPolicy {
+    #[serde(default)]
+    pub condition: Option<String>,
+    /// `ALL_UPSTREAM_TASKS_SUCCEEDED` (default) or `ALL_UPSTREAM_TASKS_COMPLETED`.
+    #[serde(default)]
+    pub strategy: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParameterIterator {
+    #[serde(default)]
+    pub items: IteratorItems,
+    /// The loop DAG's input parameter that receives each item.
+    #[serde(default)]
+    pub item_input: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IteratorItems {
+    /// A literal list, as JSON text.
+    #[serde(default)]
+    pub raw: Option<String>,
+    /// The loop task's input parameter holding the list.
+    #[serde(default)]
+    pub input_parameter: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IteratorPolicy {
+    #[serde(default)]
+    pub parallelism_limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryPolicy {
+    #[serde(default)]
+    pub max_retry_count: Option<u32>,
+    /// A protobuf Duration as JSON: `"3s"`, `"0.5s"`.
+    #[serde(default)]
+    pub backoff_duration: Option<String>,
+    #[serde(default)]
+    pub backoff_factor: Option<f64>,
+    #[serde(default)]
+    pub backoff_max_duration: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -211,9 +298,15 @@ pub struct ParameterBinding {
     #[serde(default)]
     pub runtime_value: Option<RuntimeValue>,
     #[serde(default)]
-    pub task_final_status: Option<Value>,
+    pub task_final_status: Option<TaskFinalStatusBinding>,
     #[serde(default)]
     pub parameter_expression_selector: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskFinalStatusBinding {
+    pub producer_task: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -262,9 +355,31 @@ pub struct Executor {
     #[serde(default)]
     pub container: Option<Container>,
     #[serde(default)]
-    pub importer: Option<Value>,
+    pub importer: Option<Importer>,
     #[serde(default)]
     pub resolver: Option<Value>,
+}
+
+/// `dsl.importer`: an existing artifact brought into the pipeline by URI.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Importer {
+    #[serde(default)]
+    pub artifact_uri: ImporterUri,
+    #[serde(default)]
+    pub type_schema: ArtifactType,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+}
+
+/// The importer's URI: a constant, or an input parameter of the importer component.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImporterUri {
+    #[serde(default)]
+    pub constant: Option<Value>,
+    #[serde(default)]
+    pub runtime_parameter: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

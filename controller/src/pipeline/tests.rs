@@ -1,7 +1,7 @@
 //! Unit tests: parameter parsing per type, placeholders, the ExecutorInput, outputs read back,
-//! DAG order, cycles and refusals naming the task.
+//! cycles and refusals naming the task.
 
-use super::dag::plan;
+use super::dag::check;
 use super::error::PipelineError;
 use super::executor::*;
 use super::spec::{self, ParameterType};
@@ -128,50 +128,15 @@ fn pipeline_inputs_take_defaults_and_refuse_unknown_names() {
 }
 
 #[test]
-fn dag_orders_tasks_and_resolves_inputs() {
-    let s = chain();
-    let p = plan(&s).expect("plans");
-    assert_eq!(p.order, vec!["first", "second"]);
-    let second = p.tasks.get("second").expect("second");
-    assert!(second.deps.contains("first"));
-    let pipeline = BTreeMap::from([("n".to_string(), json!(3))]);
-    let first = p.tasks.get("first").expect("first");
-    let ins = task_inputs(first, &pipeline, &BTreeMap::new()).expect("inputs");
-    assert_eq!(ins.parameters.get("a"), Some(&json!(3)));
-    assert_eq!(
-        ins.parameters.get("b"),
-        Some(&json!(2)),
-        "component default"
-    );
-    let upstream = BTreeMap::from([(
-        "first".to_string(),
-        TaskOutputs {
-            parameters: BTreeMap::from([("Output".to_string(), json!(5))]),
-            artifacts: BTreeMap::new(),
-        },
-    )]);
-    let ins = task_inputs(second, &pipeline, &upstream).expect("inputs");
-    assert_eq!(ins.parameters.get("a"), Some(&json!(5)));
-    assert_eq!(
-        ins.parameters.get("b"),
-        Some(&json!(10)),
-        "runtime constant"
-    );
-    let e = task_inputs(second, &pipeline, &BTreeMap::new()).expect_err("no upstream");
-    assert!(e.to_string().starts_with("task 'second'"), "{e}");
-}
-
-#[test]
 fn placeholders_are_substituted() {
     let s = chain();
-    let p = plan(&s).expect("plans");
-    let t = p.tasks.get("first").expect("first");
+    let t = s.components.get("comp-add").expect("component");
     let ins = TaskInputs {
         parameters: BTreeMap::from([("a".to_string(), json!(3)), ("s".to_string(), json!("x y"))]),
         artifacts: BTreeMap::new(),
     };
     let dir = std::path::Path::new("/runs/r1/first");
-    let ei = executor_input(&t.component.output_definitions, &ins, dir);
+    let ei = executor_input(&t.output_definitions, &ins, dir);
     assert_eq!(ei["inputs"]["parameterValues"]["a"], json!(3));
     assert_eq!(
         ei["outputs"]["parameters"]["Output"]["outputFile"],
@@ -224,29 +189,24 @@ fn placeholders_are_substituted() {
 #[test]
 fn outputs_are_read_from_executor_output_or_files() {
     let s = chain();
-    let p = plan(&s).expect("plans");
-    let t = p.tasks.get("first").expect("first");
+    let t = s.components.get("comp-add").expect("component");
     let dir = tempfile::tempdir().expect("tempdir");
-    let ei = executor_input(
-        &t.component.output_definitions,
-        &TaskInputs::default(),
-        dir.path(),
-    );
-    let e = read_outputs("first", &t.component.output_definitions, &ei, dir.path())
-        .expect_err("nothing written");
+    let ei = executor_input(&t.output_definitions, &TaskInputs::default(), dir.path());
+    let e =
+        read_outputs("first", &t.output_definitions, &ei, dir.path()).expect_err("nothing written");
     assert!(
         e.to_string().contains("task 'first'") && e.to_string().contains("'Output'"),
         "{e}"
     );
     std::fs::write(dir.path().join("Output"), "7\n").expect("write");
-    let o = read_outputs("first", &t.component.output_definitions, &ei, dir.path()).expect("file");
+    let o = read_outputs("first", &t.output_definitions, &ei, dir.path()).expect("file");
     assert_eq!(o.parameters.get("Output"), Some(&json!(7)));
     std::fs::write(
         dir.path().join(EXECUTOR_OUTPUT_FILE),
         r#"{"parameterValues": {"Output": 9.0}}"#,
     )
     .expect("write");
-    let o = read_outputs("first", &t.component.output_definitions, &ei, dir.path()).expect("json");
+    let o = read_outputs("first", &t.output_definitions, &ei, dir.path()).expect("json");
     assert_eq!(o.parameters.get("Output"), Some(&json!(9)));
 }
 
@@ -256,7 +216,7 @@ fn cycle_is_reported_with_its_tasks() {
         "      first:\n        componentRef: {name: comp-add}\n",
         "      first:\n        componentRef: {name: comp-add}\n        dependentTasks: [second]\n",
     );
-    let e = plan(&spec::parse(&text).expect("parses")).expect_err("cycle");
+    let e = check(&spec::parse(&text).expect("parses")).expect_err("cycle");
     assert_eq!(
         e.to_string(),
         "dependency cycle between tasks 'first', 'second'"
@@ -266,14 +226,14 @@ fn cycle_is_reported_with_its_tasks() {
 #[test]
 fn unknown_executor_and_component_name_the_task() {
     let text = CHAIN.replace("executorLabel: exec-add", "executorLabel: exec-nope");
-    let e = plan(&spec::parse(&text).expect("parses")).expect_err("executor");
+    let e = check(&spec::parse(&text).expect("parses")).expect_err("executor");
     assert!(
         e.to_string()
             .starts_with("task 'first': executor 'exec-nope' not found"),
         "{e}"
     );
     let text = CHAIN.replace("dependentTasks: [first]", "dependentTasks: [ghost]");
-    let e = plan(&spec::parse(&text).expect("parses")).expect_err("dep");
+    let e = check(&spec::parse(&text).expect("parses")).expect_err("dep");
     assert_eq!(
         e.to_string(),
         "task 'second': depends on unknown task 'ghost'"
@@ -281,23 +241,23 @@ fn unknown_executor_and_component_name_the_task() {
 }
 
 #[test]
-fn unsupported_features_are_refused_by_task() {
+fn bad_control_flow_is_refused_by_task() {
     let cases = [
         (
+            "artifactIterator: {itemInput: x, items: {inputArtifact: y}}",
+            "task 'second': not supported yet: artifactIterator",
+        ),
+        (
+            "triggerPolicy: {condition: \"inputs.parameter_values['a'] ==\"}",
+            "task 'second': triggerPolicy.condition",
+        ),
+        (
+            "triggerPolicy: {strategy: SOMETIMES}",
+            "task 'second': triggerPolicy.strategy: unknown strategy \"SOMETIMES\"",
+        ),
+        (
             "parameterIterator: {itemInput: x, items: {raw: '[1,2]'}}",
-            "task 'second': not supported yet: parameterIterator (dsl.ParallelFor)",
-        ),
-        (
-            "triggerPolicy: {condition: \"inputs.parameter_values['a'] == 1\"}",
-            "task 'second': not supported yet: triggerPolicy.condition",
-        ),
-        (
-            "triggerPolicy: {strategy: ALL_UPSTREAM_TASKS_COMPLETED}",
-            "task 'second': not supported yet: triggerPolicy.strategy ALL_UPSTREAM_TASKS_COMPLETED",
-        ),
-        (
-            "retryPolicy: {maxRetryCount: 2}",
-            "task 'second': not supported yet: retryPolicy",
+            "task 'second': parameterIterator on component 'comp-add', which has no dag",
         ),
     ];
     for (field, want) in cases {
@@ -305,19 +265,24 @@ fn unsupported_features_are_refused_by_task() {
             "        dependentTasks: [first]\n",
             &format!("        dependentTasks: [first]\n        {field}\n"),
         );
-        let e = plan(&spec::parse(&text).expect("parses")).expect_err(field);
+        let e = check(&spec::parse(&text).expect("parses")).expect_err(field);
         assert!(e.to_string().starts_with(want), "{field}: {e}");
     }
-    // A nested DAG.
     let text = CHAIN.replace(
-        "  comp-add:\n    executorLabel: exec-add\n",
-        "  comp-add:\n    dag: {tasks: {}}\n",
+        "componentInputParameter: n",
+        "componentInputParameter: ghost",
     );
-    let e = plan(&spec::parse(&text).expect("parses")).expect_err("nested");
+    let e = check(&spec::parse(&text).expect("parses")).expect_err("ghost");
     assert!(
         e.to_string()
-            .starts_with("task 'first': not supported yet: nested DAG"),
+            .contains("parameter 'ghost' is not an input of the enclosing DAG"),
         "{e}"
+    );
+    let text = CHAIN.replace("outputParameterKey: Output", "outputParameterKey: Nope");
+    let e = check(&spec::parse(&text).expect("parses")).expect_err("output");
+    assert_eq!(
+        e.to_string(),
+        "task 'second': input 'a': task 'first' has no output parameter 'Nope'"
     );
     // A platform-specific second document.
     let text = format!("{CHAIN}---\nplatforms: {{kubernetes: {{}}}}\n");
