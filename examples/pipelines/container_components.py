@@ -37,10 +37,29 @@ def shout(text: Input[Dataset], count: int, loud: OutputPath(str)):
     )
 
 
+@dsl.container_component
+def tag(text: str, out: OutputPath(str), prefix: str = None):
+    """Structured placeholders: IfPresent (an optional input) and Concat."""
+    return dsl.ContainerSpec(
+        image="alpine:3.20",
+        command=["sh", "-c", 'printf "%s" "$*" > "$0"'],
+        args=[
+            out,
+            dsl.IfPresentPlaceholder(
+                input_name="prefix", then=[dsl.ConcatPlaceholder([prefix, ":"])], else_=["none:"]
+            ),
+            dsl.ConcatPlaceholder(["<", text, ">"]),
+        ],
+    )
+
+
 @dsl.pipeline(name="container-components")
 def container_components(word: str = "hi", times: int = 2) -> str:
     r = repeat(word=word, times=times)
-    return shout(text=r.outputs["text"], count=r.outputs["count"]).output
+    loud = shout(text=r.outputs["text"], count=r.outputs["count"]).output
+    tag(text=word)
+    tag(text=word, prefix="P")
+    return loud
 
 
 if __name__ == "__main__":

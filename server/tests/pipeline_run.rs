@@ -208,6 +208,15 @@ fn container_components_get_their_placeholders() {
     assert_eq!(r["outputs"]["Output"], "HELLO HELLO HELLO  x3", "{log}");
     // An OutputPath(int) file read back as an integer.
     assert_eq!(r["tasks"]["repeat"]["outputs"]["parameters"]["count"], 3);
+    // IfPresent (without and with the optional input) and Concat.
+    assert_eq!(
+        r["tasks"]["tag"]["outputs"]["parameters"]["out"],
+        "none: <hello>"
+    );
+    assert_eq!(
+        r["tasks"]["tag-2"]["outputs"]["parameters"]["out"],
+        "P: <hello>"
+    );
 }
 
 #[test]

@@ -330,15 +330,88 @@ fn value_at<'v>(v: &'v Value, path: &[&str]) -> Result<&'v Value, String> {
     Ok(cur)
 }
 
-/// `s` with every `{{$...}}` placeholder replaced. Container components' structured
-/// placeholders (`{"IfPresent": ...}`, `{"Concat": ...}`) are refused.
+fn is_structured(s: &str) -> bool {
+    let t = s.trim_start();
+    t.starts_with("{\"IfPresent\"") || t.starts_with("{\"Concat\"")
+}
+
+/// One command-line item of a container as the arguments it becomes: `{{$...}}` placeholders
+/// substituted, and container components' structured placeholders expanded —
+/// `{"IfPresent": {"InputName": x, "Then": [...], "Else": [...]}}` (zero or more arguments,
+/// by whether input `x` has a value) and `{"Concat": [...]}` (one argument), nested as the SDK
+/// writes them.
+pub fn expand_arg(s: &str, ctx: &PlaceholderContext<'_>) -> Result<Vec<String>, PipelineError> {
+    if !is_structured(s) {
+        return Ok(vec![substitute(s, ctx)?]);
+    }
+    let v: Value = serde_json::from_str(s).map_err(|e| PipelineError::Placeholder {
+        task: ctx.task.to_string(),
+        placeholder: s.to_string(),
+        message: format!("not JSON: {e}"),
+    })?;
+    expand_value(&v, ctx, s)
+}
+
+fn expand_value(
+    v: &Value,
+    ctx: &PlaceholderContext<'_>,
+    whole: &str,
+) -> Result<Vec<String>, PipelineError> {
+    let bad = |message: String| PipelineError::Placeholder {
+        task: ctx.task.to_string(),
+        placeholder: whole.to_string(),
+        message,
+    };
+    match v {
+        Value::String(s) => expand_arg(s, ctx),
+        Value::Array(items) => {
+            let mut out = Vec::new();
+            for i in items {
+                out.extend(expand_value(i, ctx, whole)?);
+            }
+            Ok(out)
+        }
+        Value::Object(m) => {
+            if let Some(p) = m.get("IfPresent") {
+                let input = p
+                    .get("InputName")
+                    .and_then(|n| n.as_str())
+                    .ok_or_else(|| bad("IfPresent without InputName".into()))?;
+                let inputs = ctx.executor_input.get("inputs");
+                let present = inputs
+                    .and_then(|i| i.get("parameterValues"))
+                    .and_then(|p| p.get(input))
+                    .is_some()
+                    || inputs
+                        .and_then(|i| i.get("artifacts"))
+                        .and_then(|a| a.get(input))
+                        .is_some();
+                match p.get(if present { "Then" } else { "Else" }) {
+                    Some(branch) => expand_value(branch, ctx, whole),
+                    None => Ok(Vec::new()),
+                }
+            } else if let Some(items) = m.get("Concat") {
+                let parts = expand_value(items, ctx, whole)?;
+                Ok(vec![parts.concat()])
+            } else {
+                Err(bad("unknown structured placeholder".into()))
+            }
+        }
+        other => Ok(vec![value_text(other)]),
+    }
+}
+
+/// `s` with every `{{$...}}` placeholder replaced. Structured placeholders
+/// (`{"IfPresent": ...}`, `{"Concat": ...}`) need [`expand_arg`], which may yield several
+/// arguments or none.
 pub fn substitute(s: &str, ctx: &PlaceholderContext<'_>) -> Result<String, PipelineError> {
-    let trimmed = s.trim_start();
-    if trimmed.starts_with("{\"IfPresent\"") || trimmed.starts_with("{\"Concat\"") {
-        return Err(PipelineError::unsupported(
-            ctx.task,
-            format!("structured placeholder {s} (IfPresentPlaceholder / ConcatPlaceholder)"),
-        ));
+    if is_structured(s) {
+        return Err(PipelineError::Placeholder {
+            task: ctx.task.to_string(),
+            placeholder: s.to_string(),
+            message: "a structured placeholder expands to any number of arguments: expand_arg"
+                .into(),
+        });
     }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;

@@ -7,7 +7,7 @@ use super::cache::LocalCache;
 use super::engine::{Completion, Engine, Launch, Options, Record, RunInfo, TaskState};
 use super::error::PipelineError;
 use super::executor::{
-    pipeline_inputs, read_outputs, split_assignment, substitute, PlaceholderContext, TaskOutputs,
+    expand_arg, pipeline_inputs, read_outputs, split_assignment, PlaceholderContext, TaskOutputs,
 };
 use super::spec::{self, PipelineSpec};
 use super::time::rfc3339;
@@ -384,11 +384,7 @@ pub async fn run(
 type Env = Vec<(String, String)>;
 
 /// The argv and environment of a launch; its directory made and its executor input saved.
-fn start(
-    engine: &Engine,
-    launch: &Launch,
-    path_env: &str,
-) -> Result<(Vec<String>, Env), String> {
+fn start(engine: &Engine, launch: &Launch, path_env: &str) -> Result<(Vec<String>, Env), String> {
     std::fs::create_dir_all(&launch.task_dir)
         .map_err(|e| format!("{}: {e}", launch.task_dir.display()))?;
     let _ = std::fs::write(
@@ -407,9 +403,10 @@ fn start(
         .command
         .iter()
         .chain(launch.container.args.iter())
-        .map(|s| substitute(s, &ctx))
+        .map(|s| expand_arg(s, &ctx))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .concat();
     let mut env: Vec<(String, String)> = launch
         .container
         .env

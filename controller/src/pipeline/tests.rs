@@ -182,7 +182,28 @@ fn placeholders_are_substituted() {
     let e = substitute("{{$.nope}}", &ctx).expect_err("unknown");
     assert!(e.to_string().contains("{{$.nope}}"), "{e}");
     let e = substitute("{\"IfPresent\": {}}", &ctx).expect_err("structured");
-    assert!(matches!(e, PipelineError::Unsupported { .. }), "{e}");
+    assert!(matches!(e, PipelineError::Placeholder { .. }), "{e}");
+    let if_present = |input: &str| {
+        format!(
+            "{{\"IfPresent\": {{\"InputName\": \"{input}\", \"Then\": [\"--a\", \
+             \"{{{{$.inputs.parameters['a']}}}}\"], \"Else\": [\"--none\"]}}}}"
+        )
+    };
+    assert_eq!(
+        expand_arg(&if_present("a"), &ctx).ok(),
+        Some(vec!["--a".to_string(), "3".to_string()])
+    );
+    assert_eq!(
+        expand_arg(&if_present("zz"), &ctx).ok(),
+        Some(vec!["--none".to_string()])
+    );
+    let concat = r#"{"Concat": ["a=", "{{$.inputs.parameters['a']}}", {"Concat": ["/", "x"]}]}"#;
+    assert_eq!(
+        expand_arg(concat, &ctx).ok(),
+        Some(vec!["a=3/x".to_string()])
+    );
+    assert_eq!(expand_arg("plain", &ctx).ok(), Some(vec!["plain".into()]));
+    assert!(expand_arg("{\"Concat\": [", &ctx).is_err());
     assert_eq!(substitute("plain", &ctx).ok(), Some("plain".to_string()));
 }
 
