@@ -93,6 +93,9 @@ pub struct Record {
     /// The outputs came from the cache.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,
+    /// The fingerprint of the latest launch, when it may be cached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_key: Option<String>,
     /// Skipped because its condition was false (dependents still run).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub condition_false: bool,
@@ -569,7 +572,9 @@ impl Engine {
         let cache_key = (self.options.caching && enabled)
             .then(|| cache::fingerprint(&inputs, &comp.output_definitions, &container));
         let mut attempt = 0;
+        let key = cache_key.clone();
         self.set(path, |r| {
+            r.cache_key = key;
             r.state = TaskState::Running;
             r.attempts += 1;
             attempt = r.attempts;
