@@ -7,11 +7,15 @@
 //!   unsupported features refused by task name.
 //! - [`executor`]: input values, the ExecutorInput JSON, placeholders, outputs read back.
 //! - [`local`]: the runner (states, parallelism, logs, the run's report).
+//! - [`launch`]: `osprey pipeline launch`, the launcher inside a task's pod on Kubernetes.
+//! - [`kube`]: the PipelineRun resource and task pods (Kubernetes).
 //! - [`error`]: what stops a run before it starts.
 
 pub mod dag;
 pub mod error;
 pub mod executor;
+pub mod kube;
+pub mod launch;
 pub mod local;
 pub mod spec;
 
