@@ -46,21 +46,30 @@ pub struct ControllerArgs {
 /// Each CustomResourceDefinition the controller serves, as (file name under deploy/crds, YAML),
 /// generated from the Rust types.
 pub fn crds() -> Result<Vec<(String, String)>, Error> {
+    use crate::pipeline::kube::crd::PipelineRun;
     use crate::training::crd::{PyTorchJob, TFJob};
     let mut all = vec![serde_json::to_value(InferenceService::crd())?];
-    for (crd, field) in [
-        (PyTorchJob::crd(), "pytorchReplicaSpecs"),
-        (TFJob::crd(), "tfReplicaSpecs"),
+    for (crd, path) in [
+        (
+            PyTorchJob::crd(),
+            "pytorchReplicaSpecs/additionalProperties/properties/template",
+        ),
+        (
+            TFJob::crd(),
+            "tfReplicaSpecs/additionalProperties/properties/template",
+        ),
+        (PipelineRun::crd(), "pipelineRootVolume"),
     ] {
         let mut v = serde_json::to_value(crd)?;
-        // The pod template's schema is Kubernetes' own: without its descriptions the CRD stays
-        // small enough for `kubectl apply` (whose annotation holds at most 256 KiB).
+        // The pod template's (and volume source's) schema is Kubernetes' own: without its
+        // descriptions the CRD stays small enough for `kubectl apply` (whose annotation holds
+        // at most 256 KiB).
         if let Some(versions) = v
             .pointer_mut("/spec/versions")
             .and_then(|x| x.as_array_mut())
         {
             for version in versions {
-                let path = format!("/schema/openAPIV3Schema/properties/spec/properties/{field}/additionalProperties/properties/template");
+                let path = format!("/schema/openAPIV3Schema/properties/spec/properties/{path}");
                 if let Some(t) = version.pointer_mut(&path) {
                     strip_descriptions(t);
                 }
@@ -189,8 +198,14 @@ pub async fn run_controller(
         let _ = why_tx.send(why);
     });
     let training = crate::training::run::run(client.clone(), args.namespace.clone(), stop.clone());
+    let pipelines = crate::pipeline::kube::run::run(
+        client.clone(),
+        args.namespace.clone(),
+        settings.image.clone(),
+        stop.clone(),
+    );
     let serving = crate::run::run(client, args.namespace.as_deref(), settings, stop);
-    futures::join!(serving, training);
+    futures::join!(serving, training, pipelines);
     health_task.abort();
     match why_rx.await.unwrap_or("shutdown") {
         "leadership lost" => Err(Error::Other(

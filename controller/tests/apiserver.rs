@@ -379,6 +379,7 @@ async fn deploy_manifests_pass_server_side_dry_run() {
         "deploy/crds/inferenceservices.serving.osprey.dev.yaml",
         "deploy/crds/pytorchjobs.kubeflow.org.yaml",
         "deploy/crds/tfjobs.kubeflow.org.yaml",
+        "deploy/crds/pipelineruns.pipelines.osprey.dev.yaml",
         "deploy/rbac.yaml",
         "deploy/controller.yaml",
         "deploy/example-inferenceservice.yaml",

@@ -31,7 +31,7 @@ pub enum Command {
     /// in-cluster).
     Controller(osprey_controller::cmd::ControllerArgs),
     /// Print the CustomResourceDefinitions (YAML) the controller serves: InferenceService,
-    /// PyTorchJob and TFJob.
+    /// PyTorchJob, TFJob and PipelineRun.
     Crd {
         /// Write one file per CRD (`<name>.yaml`, as in deploy/crds) into this directory instead
         /// of printing them.
@@ -43,7 +43,8 @@ pub enum Command {
         #[command(subcommand)]
         command: TrainCommand,
     },
-    /// Kubeflow Pipelines (KFP v2) compiled by the official SDK, run on this machine.
+    /// Kubeflow Pipelines (KFP v2) compiled by the official SDK: run on this machine, and the
+    /// launcher inside a task's pod on Kubernetes.
     Pipeline {
         #[command(subcommand)]
         command: PipelineCommand,
@@ -77,6 +78,12 @@ pub enum PipelineCommand {
     /// code 0 only when every task succeeded (1: the run failed, 2: the pipeline or a
     /// parameter was refused, 130: interrupted).
     Run(osprey_controller::pipeline::local::PipelineRunArgs),
+    /// Inside a PipelineRun task's pod: substitute the placeholders of the component's command
+    /// (after `--`) from the executor input, run it, and write its outputs as JSON to the
+    /// termination message file. Exit code: the command's, or 1 when the launcher itself failed
+    /// (outputs missing, of the wrong type or too large). `--copy-to PATH` copies this binary
+    /// to PATH instead (the pod's init container).
+    Launch(osprey_controller::pipeline::launch::LaunchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

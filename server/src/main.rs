@@ -93,6 +93,30 @@ fn pipeline_run(args: osprey_controller::pipeline::local::PipelineRunArgs) -> an
     }
 }
 
+/// `osprey pipeline launch`: exits with the command's exit code, or 1 when the launcher failed.
+fn pipeline_launch(args: osprey_controller::pipeline::launch::LaunchArgs) -> anyhow::Result<()> {
+    use osprey_controller::pipeline::launch;
+    if let Some(dest) = &args.copy_to {
+        let bytes = launch::copy_self(dest)?;
+        eprintln!(
+            "osprey pipeline launch: copied this binary to {} ({bytes} bytes)",
+            dest.display()
+        );
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match rt.block_on(launch::run(&args)) {
+        Ok(0) => Ok(()),
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("osprey pipeline launch: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -162,6 +186,9 @@ fn main() {
         Command::Pipeline {
             command: PipelineCommand::Run(args),
         } => pipeline_run(args),
+        Command::Pipeline {
+            command: PipelineCommand::Launch(args),
+        } => pipeline_launch(args),
         Command::Serve(args) => {
             init_logging(&args);
             tokio::runtime::Builder::new_multi_thread()

@@ -12,6 +12,8 @@
 //! - [`executor`]: input values, the ExecutorInput JSON, placeholders, outputs read back.
 //! - [`local`]: the local runner (processes, parallelism, live states, logs, run.json).
 //! - [`time`]: RFC 3339 times of the records.
+//! - [`launch`]: `osprey pipeline launch`, the launcher inside a task's pod on Kubernetes.
+//! - [`kube`]: the PipelineRun resource, its task pods and its reconciler (Kubernetes).
 //! - [`error`]: what stops a run before it starts.
 
 pub mod cache;
@@ -20,6 +22,8 @@ pub mod dag;
 pub mod engine;
 pub mod error;
 pub mod executor;
+pub mod kube;
+pub mod launch;
 pub mod local;
 pub mod spec;
 pub mod time;

@@ -3,7 +3,9 @@
 See images.json for the format. resolve() turns a container spec into argv with argv[0] an
 absolute path and the image's files (read-only bind mounts standing in for the image's contents),
 or raises ImageError (no command at all, an image file missing on the host) / ProgramNotFound
-(argv[0] not found).
+(argv[0] not found). An absolute argv[0] under one of the container's mounts is looked up through
+that mount (a binary an init container copied into an emptyDir). path_prefix() gives the
+directories the table's "podRules" put first on PATH for a pod with a given label.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class ImageTable:
             table = json.load(f)
         self.programs: dict = table.get("programs", {})
         self.images: list[dict] = table.get("images", [])
+        self.pod_rules: list[dict] = table.get("podRules", [])
         self.search_path = search_path if search_path is not None else os.environ.get("PATH", os.defpath)
 
     def rule(self, image: str) -> dict:
@@ -64,7 +67,36 @@ class ImageTable:
                 return rule
         return {"entrypoint": [], "cmd": []}
 
-    def program(self, name: str) -> str | None:
+    def path_prefix(self, labels: dict | None) -> list[str]:
+        """Directories put first on PATH for a pod with these labels: each "podRules" entry
+        whose "podLabel" the pod has gives its "pathPrefix" ({repo} expanded; the variable
+        named by "env" overrides it when set)."""
+        out = []
+        for rule in self.pod_rules:
+            if rule.get("podLabel") not in (labels or {}):
+                continue
+            path = (rule.get("env") and os.environ.get(rule["env"])) or rule.get("pathPrefix", "")
+            if path:
+                out.append(path.replace("{repo}", REPO))
+        return out
+
+    @staticmethod
+    def host_path(path: str, mounts: list[dict]) -> str:
+        """Where a container path is on the host: through the deepest mount over it, else the
+        same path (containers share the host's filesystem)."""
+        best: tuple[str, str] | None = None  # (target, source)
+        for m in mounts:
+            target = m["target"].rstrip("/") or "/"
+            if path == target or path.startswith(target.rstrip("/") + "/"):
+                if best is None or len(target) > len(best[0]):
+                    best = (target, m["source"])
+        if best is None:
+            return path
+        target, source = best
+        rest = path[len(target):].lstrip("/")
+        return os.path.join(source, rest) if rest else source
+
+    def program(self, name: str, mounts: list[dict] = ()) -> str | None:
         entry = self.programs.get(name)
         if entry is not None:
             if isinstance(entry, str):
@@ -73,7 +105,9 @@ class ImageTable:
             path = path.replace("{repo}", REPO)
             return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
         if "/" in name:
-            return name if os.path.isfile(name) and os.access(name, os.X_OK) else None
+            # Checked where it is on the host; exec'd by its container path (after the mounts).
+            host = self.host_path(name, list(mounts)) if name.startswith("/") else name
+            return name if os.path.isfile(host) and os.access(host, os.X_OK) else None
         return shutil.which(name, path=self.search_path)
 
     def files(self, image: str, rule: dict) -> list[dict]:
@@ -89,9 +123,11 @@ class ImageTable:
             out.append({"source": source, "target": os.path.normpath(target), "readOnly": True})
         return sorted(out, key=lambda m: m["target"].count("/"))
 
-    def resolve(self, image: str, command: list[str] | None, args: list[str] | None) -> Resolved:
+    def resolve(self, image: str, command: list[str] | None, args: list[str] | None,
+                mounts: list[dict] = ()) -> Resolved:
         """Kubernetes semantics: command replaces the image's ENTRYPOINT, args its CMD; a command
-        without args drops the image's CMD."""
+        without args drops the image's CMD. `mounts` (the container's volume mounts, as
+        volumes.container_mounts gives them) are where an absolute argv[0] is looked up."""
         rule = self.rule(image)
         if command:
             argv = list(command) + list(args or [])
@@ -100,7 +136,7 @@ class ImageTable:
         if not argv:
             raise ImageError(f"no command specified: image {image!r} has no entrypoint in the agent's image table")
         files = self.files(image, rule)
-        program = self.program(argv[0])
+        program = self.program(argv[0], [*files, *mounts])
         if program is None:
             raise ProgramNotFound(
                 f'exec: "{argv[0]}": executable file not found (image {image!r}; see the agent\'s image table)'

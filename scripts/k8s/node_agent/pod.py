@@ -24,6 +24,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("node_agent.pod")
 TICK = 0.2
+# What the kubelet keeps of a termination message, and where it is by default.
+TERMINATION_MESSAGE_LIMIT = 4096
+DEFAULT_TERMINATION_PATH = "/dev/termination-log"
+
+
+def read_termination_message(path: str | None) -> str:
+    """A container's termination message file (at most TERMINATION_MESSAGE_LIMIT bytes, as the
+    kubelet keeps), "" when there is none."""
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(TERMINATION_MESSAGE_LIMIT)
+    except OSError:
+        return ""
+    return data.decode(errors="replace")
 
 
 def log_tail(path: str, lines: int = 80, limit: int = 2048) -> str:
@@ -60,6 +76,7 @@ class ContainerState:
         self.started = False
         self.ready = False
         self.probe_kill = ""  # why the agent is killing it (liveness/startup)
+        self.termination_file: str | None = None  # host file behind terminationMessagePath
 
     def will_restart(self, policy: str) -> bool:
         if self.terminated is None:
@@ -281,15 +298,19 @@ class PodWorker(threading.Thread):
         image = spec.get("image", "")
         c.runs += 1
         try:
-            env = build_env(self._view(pod), spec, Lookup(self.agent.api, self.ns), self.agent.base_env(self.hostname(pod)), self.agent.allocatable)
+            base = self.agent.base_env(self.hostname(pod))
+            prefix = self.agent.images.path_prefix(pod["metadata"].get("labels"))
+            if prefix:
+                base["PATH"] = ":".join([*prefix, base["PATH"]])
+            env = build_env(self._view(pod), spec, Lookup(self.agent.api, self.ns), base, self.agent.allocatable)
             command = [expand(x, env) for x in spec.get("command") or []]
             args = [expand(x, env) for x in spec.get("args") or []]
-            resolved = self.agent.images.resolve(image, command, args)
-            c.image_id = "osprey-agent-program://" + resolved.program
             assert self.volume_paths is not None and self.netns is not None
+            volume_mounts = sorted(volumes.container_mounts(spec, self.volume_paths, volumes.read_only_volumes(pod)), key=lambda m: m["target"].count("/"))
+            resolved = self.agent.images.resolve(image, command, args, volume_mounts)
+            c.image_id = "osprey-agent-program://" + resolved.program
             # The image's files first (they stand for its root filesystem), volumes over them.
-            mounts = list(resolved.files)
-            mounts += sorted(volumes.container_mounts(spec, self.volume_paths, volumes.read_only_volumes(pod)), key=lambda m: m["target"].count("/"))
+            mounts = list(resolved.files) + volume_mounts
             if apiaccess.VOLUME in self.volume_paths:
                 mounts.append({"source": self.volume_paths[apiaccess.VOLUME], "target": apiaccess.MOUNT, "readOnly": True})
             mounts.append({"source": self.hosts_path, "target": "/etc/hosts", "readOnly": False})
@@ -299,6 +320,9 @@ class PodWorker(threading.Thread):
                 mounts.append({"source": os.path.join(self.run_dir, "hostname"), "target": "/etc/hostname", "readOnly": False})
             for m in mounts:
                 self.agent.mount_points.ensure(self.uid, m["target"], os.path.isdir(m["source"]))
+            term = self._termination_mount(c)
+            if term is not None:
+                mounts.append(term)
             wd = spec.get("workingDir") or "/"
             if not os.path.isdir(wd):
                 self.agent.mount_points.ensure(self.uid, wd, True)
@@ -344,6 +368,25 @@ class PodWorker(threading.Thread):
         c.started = "startupProbe" not in c.probes
         c.ready = False
         log.info("pod %s: container %s started (pid %d)", self.key, c.name, proc.pid)
+
+    def _termination_mount(self, c: ContainerState) -> dict | None:
+        """As the kubelet: a fresh empty host file per container run, bind-mounted at the
+        container's terminationMessagePath (default /dev/termination-log); read back when the
+        container exits. None (no termination message) when the mount point cannot be made."""
+        target = c.spec.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH
+        host = os.path.join(self.run_dir, "termination", f"{c.name}.{c.runs}")
+        try:
+            os.makedirs(os.path.dirname(host), exist_ok=True)
+            with open(host, "wb"):
+                pass
+            os.chmod(host, 0o666)
+            self.agent.mount_points.ensure(self.uid, target, False)
+        except OSError as e:
+            log.warning("pod %s: container %s: no termination message file at %s: %s", self.key, c.name, target, e)
+            c.termination_file = None
+            return None
+        c.termination_file = host
+        return {"source": host, "target": os.path.normpath(target), "readOnly": False}
 
     def _log_line(self, c: ContainerState, text: str) -> None:
         path = os.path.join(self.log_dir, f"{c.name}.log")
@@ -398,11 +441,14 @@ class PodWorker(threading.Thread):
             "finishedAt": now_iso(),
             "containerID": p.container_id,
         }
-        if c.probe_kill:
+        message = read_termination_message(c.termination_file)
+        if message:
+            term["message"] = message
+        elif c.probe_kill:
             term["message"] = c.probe_kill
         elif code != 0 and c.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
             # As the kubelet: the end of the log (at most 80 lines, 2048 bytes) when the
-            # container failed (there is no termination-message file to read first).
+            # container failed and left its termination message file empty.
             tail = log_tail(os.path.join(self.log_dir, f"{c.name}.log"))
             if tail:
                 term["message"] = tail
@@ -529,6 +575,9 @@ class PodWorker(threading.Thread):
             "finishedAt": now_iso(),
             "containerID": c.process.container_id,
         }
+        message = read_termination_message(c.termination_file)
+        if message:
+            c.terminated["message"] = message
         c.process = None
         c.pending_restart = False
         c.ready = False

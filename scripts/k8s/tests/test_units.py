@@ -92,6 +92,41 @@ def test_image_files_missing_host_path_cannot_create_the_container(tmp_path):
         table.resolve("acme/app", None, None)
 
 
+def test_absolute_program_is_found_through_the_containers_mounts(tmp_path):
+    """A binary an init container copied into an emptyDir exists only under the volume's host
+    directory: it is checked there and exec'd by its container path."""
+    vol = tmp_path / "volumes" / "osprey-launcher"
+    vol.mkdir(parents=True)
+    binary = vol / "osprey"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    table = _table(tmp_path, [{"match": "*", "cmd": []}])
+    mounts = [{"source": str(tmp_path), "target": "/osprey-parent", "readOnly": False},
+              {"source": str(vol), "target": "/osprey", "readOnly": True}]
+    r = table.resolve("python:3.11", ["/osprey/osprey", "pipeline", "launch"], None, mounts)
+    assert r.program == "/osprey/osprey" and r.exec_argv == ["/osprey/osprey", "pipeline", "launch"]
+    assert ImageTable.host_path("/osprey/osprey", mounts) == str(binary)
+    assert ImageTable.host_path("/osprey-parent/volumes", mounts) == str(tmp_path / "volumes")
+    assert ImageTable.host_path("/osprey", mounts) == str(vol)
+    assert ImageTable.host_path("/osprey2/x", mounts) == "/osprey2/x"
+    with pytest.raises(ProgramNotFound):
+        table.resolve("python:3.11", ["/osprey/missing"], None, mounts)
+    with pytest.raises(ProgramNotFound):  # not on the host without the mount
+        table.resolve("python:3.11", ["/osprey/osprey"], None)
+
+
+def test_pod_rules_put_kfp_python_first_on_pipeline_pods_path(tmp_path, monkeypatch):
+    monkeypatch.delenv("OSPREY_AGENT_PIPELINE_PATH", raising=False)
+    table = ImageTable()
+    assert table.path_prefix({"pipelines.osprey.dev/run": "r1"}) == [os.path.join(REPO, ".venv-kfp", "bin")]
+    assert table.path_prefix({"training.kubeflow.org/job-name": "j"}) == []
+    assert table.path_prefix(None) == []
+    monkeypatch.setenv("OSPREY_AGENT_PIPELINE_PATH", str(tmp_path))
+    assert table.path_prefix({"pipelines.osprey.dev/run": "r1"}) == [str(tmp_path)]
+    # Image resolution is unchanged by pod rules: python:3.11 still runs .venv's Python.
+    assert table.resolve("python:3.11", None, None).program == os.path.join(REPO, ".venv", "bin", "python")
+
+
 def test_expand_like_kubernetes():
     env = {"A": "x", "B": "y"}
     assert expand("$(A)-$(B)", env) == "x-y"
