@@ -4,71 +4,11 @@
 //!
 //! Needs .venv-kfp (scripts/setup.sh makes it); without it each test says so and returns.
 
+mod common;
+
+use common::pipeline::{compile, kfp_bin, report, run, text};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// .venv-kfp/bin, or None (and why) when it is missing.
-fn kfp_bin() -> Option<PathBuf> {
-    let bin = repo().join(".venv-kfp/bin");
-    if !bin.join("python3").exists() {
-        eprintln!(
-            "skipping: no {} with kfp 2.17.3 (run scripts/setup.sh)",
-            bin.display()
-        );
-        return None;
-    }
-    Some(bin)
-}
-
-/// Compiles examples/pipelines/<name>.py into `dir`.
-fn compile(bin: &Path, name: &str, dir: &Path) -> PathBuf {
-    let out = dir.join(format!("{name}.yaml"));
-    let st = Command::new(bin.join("python3"))
-        .arg(repo().join(format!("examples/pipelines/{name}.py")))
-        .arg(&out)
-        .status()
-        .expect("python runs");
-    assert!(st.success(), "compiling {name}.py");
-    out
-}
-
-fn run(bin: &Path, pipeline: &Path, root: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_osprey"))
-        .args(["pipeline", "run"])
-        .arg(pipeline)
-        .arg("--pipeline-root")
-        .arg(root)
-        .arg("--python-path")
-        .arg(bin)
-        .args(extra)
-        .stdin(Stdio::null())
-        .output()
-        .expect("osprey runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// The run.json of the only run under `root`.
-fn report(root: &Path) -> Value {
-    let runs: Vec<PathBuf> = std::fs::read_dir(root)
-        .expect("pipeline root")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    let text = std::fs::read_to_string(runs[0].join("run.json")).expect("run.json");
-    serde_json::from_str(&text).expect("run.json is JSON")
-}
+use std::process::{Command, Stdio};
 
 fn secs(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
