@@ -2,8 +2,8 @@
 compiled once (kfp 2.17.3), then run from the same YAML by kfp.local
 (`SubprocessRunner(use_venv=False)`, tasks as processes in this environment) and by the built
 `osprey pipeline run` with the same parameters. The pipeline outputs and every task's output
-parameters and artifacts must be equal: values as JSON values, artifacts by type, metadata and
-file contents (a directory by its tree), never by URI.
+parameters and artifacts must be equal: values as JSON values, artifacts by name, type,
+metadata and file contents (a directory by its tree), never by URI.
 
 Run with .venv-kfp's Python (it has kfp, scikit-learn and skl2onnx; scripts/setup.sh makes it):
     .venv-kfp/bin/python -m pytest -q -rs examples/pipelines/test_kfp_local_equivalence.py
@@ -110,7 +110,8 @@ def artifact_content(path):
 
 def local_artifact(a):
     return {
-        "type": a.schema_title,
+        "name": a.name,
+        "type": [a.schema_title, a.schema_version],
         "metadata": dict(a.metadata),
         "content": artifact_content(a.path),
     }
@@ -118,7 +119,8 @@ def local_artifact(a):
 
 def osprey_artifact(a):
     return {
-        "type": a["type"]["schemaTitle"],
+        "name": a.get("name"),
+        "type": [a["type"]["schemaTitle"], a["type"].get("schemaVersion")],
         "metadata": a.get("metadata", {}),
         "content": artifact_content(a["uri"]),
     }
