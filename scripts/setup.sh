@@ -35,12 +35,21 @@ echo "setup: all-MiniLM-L6-v2 copied into models/minilm/1 (from $minilm_src)"
 # (.venv-kfp): kfp 2.17.3 pins protobuf 6, kubernetes<31 and requests below .venv's versions, so
 # installing it into .venv would downgrade what the training tests use. Pipelines compiled by
 # kfp run their lightweight Python components with `python3 -m kfp.dsl.executor_main`: the runner
-# puts .venv-kfp/bin first on the tasks' PATH (--python-path). Skipped when already there.
+# puts .venv-kfp/bin first on the tasks' PATH (--python-path). The tasks of
+# examples/pipelines/train_serve.py import scikit-learn, skl2onnx and onnx from here (they install
+# nothing themselves; these versions resolve with kfp's protobuf 6), and pytest runs
+# examples/pipelines/test_kfp_local_equivalence.py (kfp.local against osprey) with this Python.
+# Skipped when every pin is already there.
 KFP_VERSION=2.17.3
-if ! .venv-kfp/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('kfp') != '$KFP_VERSION')" 2>/dev/null; then
+KFP_VENV_PACKAGES=("kfp==$KFP_VERSION" scikit-learn==1.9.1 skl2onnx==1.20.0 onnx==1.23.2 pytest==9.2.0)
+if ! .venv-kfp/bin/python - "${KFP_VENV_PACKAGES[@]}" 2>/dev/null <<'EOF'
+import importlib.metadata as m, sys
+sys.exit(any(m.version(name) != version for name, version in (a.split("==") for a in sys.argv[1:])))
+EOF
+then
   if [ ! -x .venv-kfp/bin/python ]; then
     "$PYTHON" -m venv .venv-kfp
   fi
-  .venv-kfp/bin/pip install -q --disable-pip-version-check "kfp==$KFP_VERSION"
+  .venv-kfp/bin/pip install -q --disable-pip-version-check "${KFP_VENV_PACKAGES[@]}"
 fi
-echo "setup: kfp $KFP_VERSION in .venv-kfp"
+echo "setup: ${KFP_VENV_PACKAGES[*]} in .venv-kfp"

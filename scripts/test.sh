@@ -17,6 +17,9 @@ LOOM_MAX_PREEMPTIONS=2 cargo test -p osprey-dispatch --features loom --release -
 OSPREY_BIN="$PWD/target/debug/osprey" .venv/bin/python -m pytest -q server/tests/conformance
 # The data-parallel training script the training-job tests run (numpy, ranks over TCP).
 .venv/bin/python -m pytest -q examples/training
+# `osprey pipeline run` against kfp's own local runner (kfp.local) on the same compiled examples:
+# pipeline outputs and every task's outputs equal (.venv-kfp has kfp, scikit-learn, skl2onnx).
+OSPREY_BIN="$PWD/target/debug/osprey" .venv-kfp/bin/python -m pytest -q -rs examples/pipelines
 # The test node agent (scripts/k8s/node_agent: pods as local processes in per-pod network
 # namespaces) against a real kube-apiserver, and the end-to-end tests of InferenceServices and
 # training jobs on it. Needs root and iproute2 (skipped otherwise).

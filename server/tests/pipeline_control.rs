@@ -3,9 +3,9 @@
 //!
 //! Needs .venv-kfp (scripts/setup.sh makes it); without it each test says so and returns.
 
-mod kfp;
+mod common;
 
-use kfp::{compile, kfp_bin, report, reports, run, text};
+use common::pipeline::{compile, kfp_bin, report, reports, run, text};
 use serde_json::{json, Value};
 
 /// Seconds since the epoch of an RFC 3339 time in run.json.

@@ -4,9 +4,9 @@
 //!
 //! Needs .venv-kfp (scripts/setup.sh makes it); without it each test says so and returns.
 
-mod kfp;
+mod common;
 
-use kfp::{compile, kfp_bin, report, run, secs, text};
+use common::pipeline::{compile, kfp_bin, report, run, secs, text};
 use serde_json::Value;
 use std::process::{Command, Stdio};
 

@@ -136,6 +136,15 @@ def test_a_chain_with_every_parameter_type_runs_as_pods(k, ns, tmp_path):
         assert pod["metadata"]["ownerReferences"][0]["kind"] == "PipelineRun"
     cond = next(c for c in run["status"]["conditions"] if c["type"] == "Succeeded")
     assert cond["status"] == "True"
+    # The same run again: every task from the namespace's cache, no pod.
+    k.api.post(RUNS.format(ns=ns), pipeline_run("chain-again", spec, root, {
+        "n": 4, "scale": 0.25, "label": "total", "double": False, "extra": [5, 6], "opts": {"tag": "x"}}))
+    again = wait_state(k, ns, "chain-again", ("SUCCEEDED", "FAILED"))
+    assert again["status"]["state"] == "SUCCEEDED", diagnose(k, ns, "PipelineRun", "chain-again")
+    assert again["status"]["outputs"] == run["status"]["outputs"]
+    assert all(t["cached"] for t in again["status"]["tasks"].values()), again["status"]["tasks"]
+    pods = k.api.get(f"/api/v1/namespaces/{ns}/pods", labelSelector="pipelines.osprey.dev/run=chain-again")
+    assert pods.get("items", []) == []
 
 
 def test_control_flow_retries_and_exit_handlers(k, ns, tmp_path):

@@ -1,5 +1,10 @@
-//! Test harness: a real server on loopback port 0, in this process, with real ONNX Runtime.
+//! Test harness: a real server on loopback port 0, in this process, with real ONNX Runtime;
+//! [`process`]: the built binary serving as its own process; [`pipeline`]: `osprey pipeline run`
+//! on the compiled examples.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod pipeline;
+pub mod process;
 
 use osprey_protocol::grpc::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use osprey_server::cli::ServeArgs;

@@ -5,6 +5,7 @@
 //!   status.
 //! - [`pod`]: a task's pod (init container bringing in the launcher, the component's image
 //!   running `osprey pipeline launch`), and the task's outcome read back from a finished pod.
+//! - [`cache`]: the namespace's task cache (ConfigMaps by fingerprint).
 //! - [`status`]: the engine's task records in the run's status and back.
 //! - [`reconcile`]: one reconcile of a run (pods observed, the engine stepped, pods created,
 //!   the status written).
@@ -12,6 +13,7 @@
 //!
 //! Inside each task pod, [`super::launch`] (`osprey pipeline launch`) runs the component.
 
+pub mod cache;
 pub mod crd;
 pub mod pod;
 pub mod reconcile;

@@ -4,6 +4,7 @@
 //! and the new records written back. Task pods are owned by the run, so their changes trigger
 //! a reconcile; deleting the run deletes them.
 
+use super::cache;
 use super::crd::{
     PipelineRun, PipelineRunStatus, PipelineSource, RunState, CONDITION_FAILED, CONDITION_RUNNING,
     CONDITION_SUCCEEDED,
@@ -151,7 +152,7 @@ async fn engine_of(ctx: &Context, run: &PipelineRun, ns: &str) -> Result<Engine,
         info,
         Options {
             parallelism,
-            caching: false,
+            caching: run.spec.enable_caching,
         },
         records,
     )
@@ -240,7 +241,7 @@ pub async fn reconcile(run: Arc<PipelineRun>, ctx: Arc<Context>) -> Result<Reque
     // Running tasks: their pods' outcomes.
     let attempt_pod =
         |path: &str, attempt: u32| pod_name(&name, &uid, path, attempt.saturating_sub(1));
-    let mut stuck_wait = None;
+    let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
     for path in engine.running() {
         let attempt = engine.records.get(&path).map_or(1, |r| r.attempts);
         let pname = attempt_pod(&path, attempt);
@@ -263,18 +264,20 @@ pub async fn reconcile(run: Arc<PipelineRun>, ctx: Arc<Context>) -> Result<Reque
                             "pod {pname} cannot start: {why}"
                         )))
                     }
-                    None => {
-                        stuck_wait = Some(());
-                        None
-                    }
+                    None => None,
                 },
             },
         };
         if let Some(c) = completion {
+            if let Completion::Succeeded(outputs) = &c {
+                let key = engine.records.get(&path).and_then(|r| r.cache_key.clone());
+                if let Some(key) = key {
+                    cache::store(&cms, &key, &name, &path, outputs).await?;
+                }
+            }
             engine.complete(&path, c, now);
         }
     }
-    let _ = stuck_wait;
     // Start what is ready; a pod that already exists (a status write lost) is adopted.
     let mut wake_at = None;
     for _ in 0..1000 {
@@ -282,6 +285,13 @@ pub async fn reconcile(run: Arc<PipelineRun>, ctx: Arc<Context>) -> Result<Reque
         wake_at = step.wake_at;
         let mut completed = false;
         for l in step.launches {
+            if let Some(key) = &l.cache_key {
+                if let Some(outputs) = cache::lookup(&cms, key).await? {
+                    engine.complete(&l.path, Completion::Cached(outputs), now);
+                    completed = true;
+                    continue;
+                }
+            }
             let pname = attempt_pod(&l.path, l.attempt);
             if let Some(p) = pods.get(&pname) {
                 if let Some(result) = task_result(p) {

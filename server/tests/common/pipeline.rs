@@ -1,11 +1,12 @@
-//! Helpers of the `osprey pipeline run` tests: kfp 2.17.3 in .venv-kfp compiles
-//! examples/pipelines/*.py at test time, the built binary runs them, run.json is read back.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! `osprey pipeline run` from the tests: kfp's environment (.venv-kfp), the examples in
+//! examples/pipelines/ compiled by kfp 2.17.3 at test time, the built binary run on them, and
+//! the run's report (run.json).
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// The repository's root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -35,6 +36,7 @@ pub fn compile(bin: &Path, name: &str, dir: &Path) -> PathBuf {
     out
 }
 
+/// `osprey pipeline run PIPELINE --pipeline-root ROOT --python-path BIN EXTRA...`, to the end.
 pub fn run(bin: &Path, pipeline: &Path, root: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_osprey"))
         .args(["pipeline", "run"])
@@ -49,6 +51,7 @@ pub fn run(bin: &Path, pipeline: &Path, root: &Path, extra: &[&str]) -> Output {
         .expect("osprey runs")
 }
 
+/// A finished process's stdout then stderr.
 pub fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -83,6 +86,7 @@ pub fn report(root: &Path) -> Value {
     all.remove(0)
 }
 
+/// A JSON number as f64.
 pub fn secs(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
