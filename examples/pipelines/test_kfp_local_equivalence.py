@@ -168,7 +168,7 @@ def run_osprey(yaml_path, params, root):
     )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log
-    (run_dir,) = [p for p in Path(root).iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")]
     return json.loads((run_dir / "run.json").read_text()), log
 
 
