@@ -1,6 +1,17 @@
 //! The Osprey controller: InferenceService resources (see [`crd`]) reconciled into Deployments,
-//! Services and autoscalers of Osprey servers. [`desired`] computes what should exist without
-//! talking to the cluster.
+//! Services and autoscalers of Osprey servers; Kubeflow's training jobs and KFP pipelines, on
+//! Kubernetes and on one machine.
+//!
+//! - [`cmd`]: `osprey controller` and `osprey crd` (flags, leader election, the controllers run).
+//! - [`crd`]: the InferenceService resource and its status.
+//! - [`desired`]: what should exist for an InferenceService, computed without the cluster.
+//! - [`reconcile`], [`run`]: the InferenceService reconciler and its controller loop.
+//! - [`leader`]: leader election through a Lease.
+//! - [`pull`]: `osprey pull` (model repositories from file, PVC, HTTP, S3, GCS).
+//! - [`training`]: PyTorchJob / TFJob (`kubeflow.org/v1`) and `osprey train run`.
+//! - [`pipeline`]: KFP v2 pipelines: the engine, `osprey pipeline run`, the PipelineRun
+//!   controller and the in-pod launcher.
+//! - [`error`]: the crate's errors.
 
 pub mod cmd;
 pub mod crd;
