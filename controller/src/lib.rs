@@ -11,6 +11,7 @@
 //! - [`training`]: PyTorchJob / TFJob (`kubeflow.org/v1`) and `osprey train run`.
 //! - [`pipeline`]: KFP v2 pipelines: the engine, `osprey pipeline run`, the PipelineRun
 //!   controller and the in-pod launcher.
+//! - [`tuning`]: Katib-style hyperparameter tuning (search space, random and grid so far).
 //! - [`error`]: the crate's errors.
 
 pub mod cmd;
@@ -23,5 +24,6 @@ pub mod pull;
 pub mod reconcile;
 pub mod run;
 pub mod training;
+pub mod tuning;
 
 pub use error::{Error, SpecError};
