@@ -43,6 +43,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TrainCommand,
     },
+    /// Hyperparameter tuning: Katib Experiments on this machine.
+    Tune {
+        #[command(subcommand)]
+        command: TuneCommand,
+    },
     /// Kubeflow Pipelines (KFP v2) compiled by the official SDK: run on this machine, and the
     /// launcher inside a task's pod on Kubernetes.
     Pipeline {
@@ -84,6 +89,16 @@ pub enum PipelineCommand {
     /// (outputs missing, of the wrong type or too large). `--copy-to PATH` copies this binary
     /// to PATH instead (the pod's init container).
     Launch(osprey_controller::pipeline::launch::LaunchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TuneCommand {
+    /// Run a Katib Experiment (kubeflow.org/v1beta1) with its trials as local processes (the
+    /// trial template's primary container: a batch Job's or a Pod's command, args and env),
+    /// `parallelTrialCount` at a time; algorithms random and grid so far. Exit code 0 when the
+    /// experiment succeeded (goal, maxTrialCount or the end of the grid), 1 when it failed
+    /// (maxFailedTrialCount), 2 when the manifest was refused.
+    Run(osprey_controller::tuning::local::TuneRunArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,7 +1,9 @@
 //! The `osprey` binary.
 
 use clap::Parser;
-use osprey_server::cli::{Cli, Command, LogFormat, PipelineCommand, ServeArgs, TrainCommand};
+use osprey_server::cli::{
+    Cli, Command, LogFormat, PipelineCommand, ServeArgs, TrainCommand, TuneCommand,
+};
 use osprey_server::server::{build_state, run, Listeners};
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
@@ -70,6 +72,30 @@ fn train_run(args: osprey_controller::training::local::TrainRunArgs) -> anyhow::
             std::process::exit(2)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// `osprey tune run`: exits with the experiment's outcome.
+fn tune_run(args: osprey_controller::tuning::local::TuneRunArgs) -> anyhow::Result<()> {
+    use osprey_controller::tuning::local::TuneError;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match rt.block_on(osprey_controller::tuning::local::run(
+        args,
+        shutdown_signal(),
+    )) {
+        Ok(report) if report.succeeded => Ok(()),
+        Ok(report) => std::process::exit(if report.reason == "Interrupted" {
+            130
+        } else {
+            1
+        }),
+        Err(e @ TuneError::Io(_)) => Err(e.into()),
+        Err(e) => {
+            eprintln!("osprey tune run: {e}");
+            std::process::exit(2)
+        }
     }
 }
 
@@ -186,6 +212,9 @@ fn main() {
         Command::Pipeline {
             command: PipelineCommand::Run(args),
         } => pipeline_run(args),
+        Command::Tune {
+            command: TuneCommand::Run(args),
+        } => tune_run(args),
         Command::Pipeline {
             command: PipelineCommand::Launch(args),
         } => pipeline_launch(args),

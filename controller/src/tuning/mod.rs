@@ -5,8 +5,15 @@
 //!   distribution and enumerated as a grid.
 //! - [`rng`]: a small deterministic random generator (the same seed gives the same trials).
 //! - [`random`], [`grid`]: the `random` and `grid` algorithms.
+//! - [`experiment`]: the Experiment manifest (Katib's field names) checked into a plan; trial
+//!   specs with `${trialParameters.x}` substituted.
+//! - [`metrics`]: Katib's StdOut metrics format.
+//! - [`local`]: `osprey tune run` (trials as local processes).
 
+pub mod experiment;
 pub mod grid;
+pub mod local;
+pub mod metrics;
 pub mod random;
 pub mod rng;
 pub mod space;

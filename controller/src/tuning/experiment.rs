@@ -1,0 +1,307 @@
+//! A Katib Experiment (`kubeflow.org/v1beta1`) as its manifest says it, with Katib's field
+//! names, and what `osprey tune run` reads of it, checked with errors naming the field.
+
+use super::space::{check, Param, ParameterSpec, SpaceError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Experiment {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: Value,
+    #[serde(default)]
+    pub spec: ExperimentSpec,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentSpec {
+    #[serde(default)]
+    pub objective: Objective,
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    #[serde(default)]
+    pub parallel_trial_count: Option<i64>,
+    #[serde(default)]
+    pub max_trial_count: Option<i64>,
+    #[serde(default)]
+    pub max_failed_trial_count: Option<i64>,
+    #[serde(default)]
+    pub parameters: Vec<ParameterSpec>,
+    #[serde(default)]
+    pub trial_template: TrialTemplate,
+    #[serde(default)]
+    pub metrics_collector_spec: Option<Value>,
+    #[serde(default)]
+    pub early_stopping: Option<Value>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Objective {
+    /// `maximize` or `minimize`.
+    #[serde(default, rename = "type")]
+    pub type_: String,
+    #[serde(default)]
+    pub goal: Option<f64>,
+    #[serde(default)]
+    pub objective_metric_name: String,
+    #[serde(default)]
+    pub additional_metric_names: Vec<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Algorithm {
+    #[serde(default)]
+    pub algorithm_name: String,
+    #[serde(default)]
+    pub algorithm_settings: Vec<Setting>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+pub struct Setting {
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialTemplate {
+    #[serde(default)]
+    pub primary_container_name: Option<String>,
+    #[serde(default)]
+    pub trial_parameters: Vec<TrialParameter>,
+    #[serde(default)]
+    pub trial_spec: Option<Value>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+pub struct TrialParameter {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub reference: String,
+}
+
+/// The search algorithm to use.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlgorithmKind {
+    Random { seed: u64 },
+    Grid,
+}
+
+/// What the runner needs, checked.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub maximize: bool,
+    pub goal: Option<f64>,
+    pub metric: String,
+    pub additional: Vec<String>,
+    pub algorithm: AlgorithmKind,
+    pub parallel: usize,
+    pub max_trials: usize,
+    pub max_failed: Option<usize>,
+    pub space: Vec<Param>,
+    pub template: TrialTemplate,
+    /// The trial spec as JSON text, `${trialParameters.x}` still in it.
+    pub trial_spec: String,
+    pub primary: String,
+}
+
+fn bad(field: &str, message: impl Into<String>) -> SpaceError {
+    SpaceError {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+fn count(v: Option<i64>, field: &str, default: Option<usize>) -> Result<Option<usize>, SpaceError> {
+    match v {
+        None => Ok(default),
+        Some(n) if n >= 1 => Ok(usize::try_from(n).ok()),
+        Some(n) => Err(bad(field, format!("must be at least 1 (got {n})"))),
+    }
+}
+
+impl Experiment {
+    /// Checks the experiment; every error names its field.
+    pub fn plan(&self) -> Result<Plan, SpaceError> {
+        let s = &self.spec;
+        let maximize = match s.objective.type_.as_str() {
+            "maximize" => true,
+            "minimize" => false,
+            other => {
+                return Err(bad(
+                    "spec.objective.type",
+                    format!("must be maximize or minimize (got {other:?})"),
+                ))
+            }
+        };
+        if s.objective.objective_metric_name.trim().is_empty() {
+            return Err(bad(
+                "spec.objective.objectiveMetricName",
+                "must not be empty",
+            ));
+        }
+        let space = check(&s.parameters)?;
+        let algorithm = match s.algorithm.algorithm_name.as_str() {
+            "random" => {
+                let mut seed = 0;
+                for (i, st) in s.algorithm.algorithm_settings.iter().enumerate() {
+                    match st.name.as_str() {
+                        "random_state" => {
+                            seed = st.value.trim().parse().map_err(|_| {
+                                bad(
+                                    &format!("spec.algorithm.algorithmSettings[{i}].value"),
+                                    format!("random_state must be an integer, got {:?}", st.value),
+                                )
+                            })?
+                        }
+                        other => {
+                            return Err(bad(
+                                &format!("spec.algorithm.algorithmSettings[{i}].name"),
+                                format!("unknown setting {other:?} for random (random_state)"),
+                            ))
+                        }
+                    }
+                }
+                AlgorithmKind::Random { seed }
+            }
+            "grid" => {
+                if let Some(st) = s.algorithm.algorithm_settings.first() {
+                    return Err(bad(
+                        "spec.algorithm.algorithmSettings[0].name",
+                        format!("grid takes no settings (got {:?})", st.name),
+                    ));
+                }
+                AlgorithmKind::Grid
+            }
+            "" => return Err(bad("spec.algorithm.algorithmName", "must not be empty")),
+            other => {
+                return Err(bad(
+                    "spec.algorithm.algorithmName",
+                    format!("unknown or not yet supported algorithm {other:?} (random, grid)"),
+                ))
+            }
+        };
+        let parallel =
+            count(s.parallel_trial_count, "spec.parallelTrialCount", Some(3))?.unwrap_or(3);
+        let max_trials = count(s.max_trial_count, "spec.maxTrialCount", Some(10))?.unwrap_or(10);
+        let max_failed = match s.max_failed_trial_count {
+            Some(n) if n < 0 => {
+                return Err(bad(
+                    "spec.maxFailedTrialCount",
+                    format!("must not be negative (got {n})"),
+                ))
+            }
+            Some(n) => usize::try_from(n).ok(),
+            None => None,
+        };
+        let t = &s.trial_template;
+        for (i, tp) in t.trial_parameters.iter().enumerate() {
+            if !space.iter().any(|p| p.name == tp.reference) {
+                return Err(bad(
+                    &format!("spec.trialTemplate.trialParameters[{i}].reference"),
+                    format!("{:?} is not a parameter of spec.parameters", tp.reference),
+                ));
+            }
+        }
+        let spec_value = t
+            .trial_spec
+            .as_ref()
+            .ok_or_else(|| bad("spec.trialTemplate.trialSpec", "required"))?;
+        let trial_spec = spec_value.to_string();
+        // Every ${trialParameters.x} in the template must be declared.
+        let mut rest = trial_spec.as_str();
+        while let Some(i) = rest.find("${trialParameters.") {
+            let after = &rest[i + "${trialParameters.".len()..];
+            let end = after.find('}').unwrap_or(after.len());
+            let name = &after[..end];
+            if !t.trial_parameters.iter().any(|tp| tp.name == name) {
+                return Err(bad(
+                    "spec.trialTemplate.trialSpec",
+                    format!(
+                        "${{trialParameters.{name}}} is not in spec.trialTemplate.trialParameters"
+                    ),
+                ));
+            }
+            rest = &after[end..];
+        }
+        let primary = t
+            .primary_container_name
+            .clone()
+            .ok_or_else(|| bad("spec.trialTemplate.primaryContainerName", "required"))?;
+        let name = self
+            .metadata
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("experiment")
+            .to_string();
+        Ok(Plan {
+            name,
+            maximize,
+            goal: s.objective.goal,
+            metric: s.objective.objective_metric_name.clone(),
+            additional: s.objective.additional_metric_names.clone(),
+            algorithm,
+            parallel,
+            max_trials,
+            max_failed,
+            space,
+            template: t.clone(),
+            trial_spec,
+            primary,
+        })
+    }
+}
+
+/// A trial's spec: the template with each `${trialParameters.x}` replaced by its value.
+pub fn trial_spec(plan: &Plan, assignment: &[(String, String)]) -> Result<Value, String> {
+    let mut text = plan.trial_spec.clone();
+    for tp in &plan.template.trial_parameters {
+        let value = assignment
+            .iter()
+            .find(|(n, _)| *n == tp.reference)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        // The template is JSON text: the value goes in as a JSON string's content.
+        let escaped = serde_json::to_string(&value).unwrap_or_default();
+        let inner = escaped.trim_matches('"');
+        text = text.replace(&format!("${{trialParameters.{}}}", tp.name), inner);
+    }
+    serde_json::from_str(&text).map_err(|e| format!("trial spec after substitution: {e}"))
+}
+
+/// The primary container of a trial spec: a batch Job's or a Pod's.
+pub fn primary_container<'v>(spec: &'v Value, name: &str) -> Result<&'v Value, String> {
+    let kind = spec.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let containers = match kind {
+        "Job" => spec.pointer("/spec/template/spec/containers"),
+        "Pod" => spec.pointer("/spec/containers"),
+        other => {
+            return Err(format!(
+                "spec.trialTemplate.trialSpec: kind {other:?} cannot run locally yet (Job, Pod)"
+            ))
+        }
+    };
+    containers
+        .and_then(Value::as_array)
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+        })
+        .ok_or_else(|| {
+            format!(
+                "spec.trialTemplate.primaryContainerName: no container {name:?} in the trial spec"
+            )
+        })
+}

@@ -1,0 +1,446 @@
+//! `osprey tune run`: a Katib Experiment run on this machine, each trial the template's primary
+//! container (a batch Job's or a Pod's command, args and env) as a local process,
+//! `parallelTrialCount` at a time, metrics from its output with Katib's StdOut format, until the
+//! goal, `maxTrialCount`, `maxFailedTrialCount` or the end of the grid.
+
+use super::experiment::{primary_container, trial_spec, AlgorithmKind, Experiment, Plan};
+use super::grid::GridSearch;
+use super::metrics::parse_line;
+use super::random::RandomSearch;
+use super::space::Assignment;
+use serde::Serialize;
+use serde_json::Value;
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::task::JoinSet;
+
+/// `osprey tune run` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TuneRunArgs {
+    /// The Experiment manifest (kubeflow.org/v1beta1), as for `kubectl apply`.
+    pub experiment: PathBuf,
+    /// Where every trial (parameters, metrics, state) and the best one are written as JSON
+    /// (default `<experiment name>-trials.json`).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Do not echo the trials' output.
+    #[arg(long, default_value_t = false)]
+    pub quiet: bool,
+}
+
+/// What stops `osprey tune run` before any trial runs.
+#[derive(Debug, thiserror::Error)]
+pub enum TuneError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// One trial's record, with Katib's state names.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Trial {
+    pub name: String,
+    pub parameter_assignments: Vec<Assignment1>,
+    /// Succeeded, Failed, MetricsUnavailable, Killed.
+    pub state: String,
+    /// The objective per the objective's strategy (max for maximize, min for minimize), then
+    /// the additional metrics' latest values.
+    pub metrics: Vec<Metric>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Assignment1 {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Metric {
+    pub name: String,
+    pub value: f64,
+}
+
+/// How the experiment ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub experiment: String,
+    pub succeeded: bool,
+    /// Katib's reasons: ExperimentGoalReached, ExperimentMaxTrialsReached,
+    /// ExperimentSuggestionEndReached, ExperimentMaxFailedTrialsReached, Interrupted.
+    pub reason: String,
+    pub trials: Vec<Trial>,
+    pub current_optimal_trial: Option<Trial>,
+}
+
+fn objective_of(t: &Trial, plan: &Plan) -> Option<f64> {
+    t.metrics
+        .iter()
+        .find(|m| m.name == plan.metric)
+        .map(|m| m.value)
+}
+
+fn better(plan: &Plan, a: f64, b: f64) -> bool {
+    if plan.maximize {
+        a > b
+    } else {
+        a < b
+    }
+}
+
+/// A finished trial process: its name, and its exit code with the metrics it printed (or why
+/// it could not run).
+type Finished = (String, Result<(i32, Vec<(String, f64)>), String>);
+
+struct Suggester {
+    random: Option<RandomSearch>,
+    grid: Option<GridSearch>,
+}
+
+impl Suggester {
+    fn next(&mut self, seen: &[Assignment]) -> Option<Assignment> {
+        if let Some(r) = &mut self.random {
+            return r.suggest(1, seen).into_iter().next();
+        }
+        self.grid
+            .as_ref()
+            .and_then(|g| g.suggest(1, seen).into_iter().next())
+    }
+}
+
+async fn run_trial(
+    name: String,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    quiet: bool,
+) -> Finished {
+    let Some((program, rest)) = argv.split_first() else {
+        return (name, Err("the primary container has no command".into()));
+    };
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(rest)
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return (name, Err(format!("starting {program}: {e}"))),
+    };
+    let mut readers = Vec::new();
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let name = name.clone();
+        readers.push(tokio::spawn(async move {
+            let mut found = Vec::new();
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if !quiet {
+                    println!("[{name}] {line}");
+                }
+                found.extend(parse_line(&line));
+            }
+            found
+        }));
+    }
+    let status = child.wait().await;
+    let mut metrics = Vec::new();
+    for r in readers {
+        metrics.extend(r.await.unwrap_or_default());
+    }
+    match status {
+        Ok(s) => (name, Ok((s.code().unwrap_or(128), metrics))),
+        Err(e) => (name, Err(e.to_string())),
+    }
+}
+
+/// Runs the experiment until it ends or `interrupt` completes.
+pub async fn run(
+    args: TuneRunArgs,
+    interrupt: impl Future<Output = ()>,
+) -> Result<Report, TuneError> {
+    let text = std::fs::read_to_string(&args.experiment)
+        .map_err(|e| TuneError::Io(format!("{}: {e}", args.experiment.display())))?;
+    let exp: Experiment = serde_yaml::from_str(&text)
+        .map_err(|e| TuneError::Invalid(format!("{}: {e}", args.experiment.display())))?;
+    if exp.kind != "Experiment" {
+        return Err(TuneError::Invalid(format!(
+            "kind: expected Experiment, got {:?}",
+            exp.kind
+        )));
+    }
+    let plan = exp.plan().map_err(|e| TuneError::Invalid(e.to_string()))?;
+    let mut suggester = match &plan.algorithm {
+        AlgorithmKind::Random { seed } => Suggester {
+            random: Some(RandomSearch::new(plan.space.clone(), *seed)),
+            grid: None,
+        },
+        AlgorithmKind::Grid => Suggester {
+            random: None,
+            grid: Some(
+                GridSearch::new(plan.space.clone())
+                    .map_err(|e| TuneError::Invalid(format!("spec.parameters: {e}")))?,
+            ),
+        },
+    };
+    // The primary container must be found before anything runs.
+    let probe: Assignment = plan
+        .space
+        .iter()
+        .map(|p| (p.name.clone(), String::new()))
+        .collect();
+    let spec = trial_spec(&plan, &probe).map_err(TuneError::Invalid)?;
+    primary_container(&spec, &plan.primary).map_err(TuneError::Invalid)?;
+    println!(
+        "[osprey] experiment '{}': {} trials at most, {} at a time, {} {}",
+        plan.name,
+        plan.max_trials,
+        plan.parallel,
+        if plan.maximize {
+            "maximize"
+        } else {
+            "minimize"
+        },
+        plan.metric
+    );
+    let mut seen: Vec<Assignment> = Vec::new();
+    let mut trials: Vec<Trial> = Vec::new();
+    let mut running: JoinSet<Finished> = JoinSet::new();
+    let mut reason: Option<(bool, &str)> = None;
+    let mut exhausted = false;
+    tokio::pin!(interrupt);
+    loop {
+        while reason.is_none()
+            && !exhausted
+            && running.len() < plan.parallel
+            && seen.len() < plan.max_trials
+        {
+            let Some(a) = suggester.next(&seen) else {
+                exhausted = true;
+                break;
+            };
+            let name = format!("{}-{:04}", plan.name, seen.len() + 1);
+            seen.push(a.clone());
+            let spec = trial_spec(&plan, &a).map_err(TuneError::Invalid)?;
+            let c = primary_container(&spec, &plan.primary).map_err(TuneError::Invalid)?;
+            let strings = |k: &str| -> Vec<String> {
+                c.get(k)
+                    .and_then(Value::as_array)
+                    .map(|v| {
+                        v.iter()
+                            .filter_map(|x| x.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let argv: Vec<String> = strings("command")
+                .into_iter()
+                .chain(strings("args"))
+                .collect();
+            let env: Vec<(String, String)> = c
+                .get("env")
+                .and_then(Value::as_array)
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|e| {
+                            Some((
+                                e.get("name")?.as_str()?.to_string(),
+                                e.get("value")
+                                    .and_then(Value::as_str)
+                                    .unwrap_or("")
+                                    .to_string(),
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let shown: Vec<String> = a.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("[osprey] {name}: Running {}", shown.join(" "));
+            trials.push(Trial {
+                name: name.clone(),
+                parameter_assignments: a
+                    .iter()
+                    .map(|(k, v)| Assignment1 {
+                        name: k.clone(),
+                        value: v.clone(),
+                    })
+                    .collect(),
+                state: "Running".into(),
+                metrics: Vec::new(),
+                message: None,
+            });
+            running.spawn(run_trial(name, argv, env, args.quiet));
+        }
+        if running.is_empty() {
+            break;
+        }
+        let done = tokio::select! {
+            d = running.join_next() => d,
+            _ = &mut interrupt, if reason.is_none() => {
+                reason = Some((false, "Interrupted"));
+                running.abort_all();
+                continue;
+            }
+        };
+        let Some(Ok((name, result))) = done else {
+            continue;
+        };
+        let Some(t) = trials.iter_mut().find(|t| t.name == name) else {
+            continue;
+        };
+        match result {
+            Err(e) => {
+                t.state = "Failed".into();
+                t.message = Some(e);
+            }
+            Ok((code, found)) if code != 0 => {
+                t.state = "Failed".into();
+                t.message = Some(format!("exit code {code}"));
+                t.metrics = summarise(&plan, &found);
+            }
+            Ok((_, found)) => {
+                t.metrics = summarise(&plan, &found);
+                if t.metrics.iter().any(|m| m.name == plan.metric) {
+                    t.state = "Succeeded".into();
+                } else {
+                    t.state = "MetricsUnavailable".into();
+                    t.message = Some(format!("no {}=<number> in the output", plan.metric));
+                }
+            }
+        }
+        let shown: Vec<String> = t
+            .metrics
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.value))
+            .collect();
+        println!(
+            "[osprey] {name}: {} {}{}",
+            t.state,
+            shown.join(" "),
+            t.message
+                .as_ref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
+        );
+        let value = objective_of(t, &plan);
+        if reason.is_none() {
+            if let (Some(goal), Some(v)) = (plan.goal, value) {
+                if (plan.maximize && v >= goal) || (!plan.maximize && v <= goal) {
+                    reason = Some((true, "ExperimentGoalReached"));
+                    running.abort_all();
+                }
+            }
+            let failed = trials.iter().filter(|t| t.state == "Failed").count();
+            if plan.max_failed.is_some_and(|m| failed > m) {
+                reason = Some((false, "ExperimentMaxFailedTrialsReached"));
+                running.abort_all();
+            }
+        }
+    }
+    for t in trials.iter_mut().filter(|t| t.state == "Running") {
+        t.state = "Killed".into();
+    }
+    let (succeeded, why) = reason.unwrap_or(if exhausted {
+        (true, "ExperimentSuggestionEndReached")
+    } else {
+        (true, "ExperimentMaxTrialsReached")
+    });
+    let best = trials
+        .iter()
+        .filter(|t| t.state == "Succeeded")
+        .filter_map(|t| objective_of(t, &plan).map(|v| (v, t)))
+        .fold(None::<(f64, &Trial)>, |acc, (v, t)| match acc {
+            Some((bv, _)) if !better(&plan, v, bv) => acc,
+            _ => Some((v, t)),
+        })
+        .map(|(_, t)| t.clone());
+    let report = Report {
+        experiment: plan.name.clone(),
+        succeeded,
+        reason: why.to_string(),
+        trials,
+        current_optimal_trial: best,
+    };
+    let out = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}-trials.json", plan.name)));
+    std::fs::write(&out, serde_json::to_vec_pretty(&report).unwrap_or_default())
+        .map_err(|e| TuneError::Io(format!("{}: {e}", out.display())))?;
+    println!();
+    println!(
+        "Experiment {}: {} ({why})",
+        plan.name,
+        if succeeded { "Succeeded" } else { "Failed" }
+    );
+    for t in &report.trials {
+        let params: Vec<String> = t
+            .parameter_assignments
+            .iter()
+            .map(|a| format!("{}={}", a.name, a.value))
+            .collect();
+        let metric = objective_of(t, &plan).map_or("-".to_string(), |v| v.to_string());
+        println!(
+            "  {:<24} {:<18} {}={metric}  {}",
+            t.name,
+            t.state,
+            plan.metric,
+            params.join(" ")
+        );
+    }
+    if let Some(b) = &report.current_optimal_trial {
+        println!(
+            "Best: {} {}={}",
+            b.name,
+            plan.metric,
+            objective_of(b, &plan).unwrap_or(f64::NAN)
+        );
+    }
+    println!("Trials: {}", out.display());
+    Ok(report)
+}
+
+/// The objective by its strategy, the additional metrics' latest values.
+fn summarise(plan: &Plan, found: &[(String, f64)]) -> Vec<Metric> {
+    let mut out = Vec::new();
+    let objective = found
+        .iter()
+        .filter(|(n, _)| *n == plan.metric)
+        .map(|(_, v)| *v)
+        .fold(None::<f64>, |acc, v| match acc {
+            Some(a) if !better(plan, v, a) => Some(a),
+            _ => Some(v),
+        });
+    if let Some(v) = objective {
+        out.push(Metric {
+            name: plan.metric.clone(),
+            value: v,
+        });
+    }
+    for name in &plan.additional {
+        if let Some((_, v)) = found.iter().rev().find(|(n, _)| n == name) {
+            out.push(Metric {
+                name: name.clone(),
+                value: *v,
+            });
+        }
+    }
+    out
+}
