@@ -213,3 +213,27 @@ fn bad_experiments_are_refused_naming_the_field() {
         assert!(text(&out).contains(want), "{from}: {}", text(&out));
     }
 }
+
+#[test]
+fn tpe_gets_closer_to_the_optimum_than_random_with_the_same_budget() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let best = |algorithm: &str, file: &str| {
+        let manifest = experiment(dir.path(), |t| {
+            t.replace(
+                "algorithmName: random",
+                &format!("algorithmName: {algorithm}"),
+            )
+            .replace("parallelTrialCount: 3", "parallelTrialCount: 1")
+            .replace("maxTrialCount: 12", "maxTrialCount: 20")
+            .replace("goal: 9.99", "goal: 100")
+        });
+        let out_file = dir.path().join(file);
+        let out = tune(&manifest, &out_file);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        score(&report(&out_file)["currentOptimalTrial"])
+    };
+    let (tpe, random) = (best("tpe", "tpe.json"), best("random", "random.json"));
+    eprintln!("best score after 20 trials (optimum 10): tpe {tpe}, random {random}");
+    assert!(tpe > random, "tpe {tpe} vs random {random}");
+    assert!(tpe > 9.0, "tpe {tpe}");
+}

@@ -8,6 +8,7 @@ use super::grid::GridSearch;
 use super::metrics::parse_line;
 use super::random::RandomSearch;
 use super::space::Assignment;
+use super::tpe::Tpe;
 use serde::Serialize;
 use serde_json::Value;
 use std::future::Future;
@@ -100,12 +101,23 @@ type Finished = (String, Result<(i32, Vec<(String, f64)>), String>);
 struct Suggester {
     random: Option<RandomSearch>,
     grid: Option<GridSearch>,
+    tpe: Option<Tpe>,
 }
 
 impl Suggester {
-    fn next(&mut self, seen: &[Assignment]) -> Option<Assignment> {
+    /// The next assignment, from the trials so far (`history`: the finished ones with their
+    /// objective).
+    fn next(
+        &mut self,
+        seen: &[Assignment],
+        history: &[(Assignment, f64)],
+        maximize: bool,
+    ) -> Option<Assignment> {
         if let Some(r) = &mut self.random {
             return r.suggest(1, seen).into_iter().next();
+        }
+        if let Some(t) = &mut self.tpe {
+            return Some(t.suggest(history, maximize));
         }
         self.grid
             .as_ref()
@@ -191,9 +203,16 @@ pub async fn run(
         AlgorithmKind::Random { seed } => Suggester {
             random: Some(RandomSearch::new(plan.space.clone(), *seed)),
             grid: None,
+            tpe: None,
+        },
+        AlgorithmKind::Tpe(settings) => Suggester {
+            random: None,
+            grid: None,
+            tpe: Some(Tpe::new(plan.space.clone(), settings.clone())),
         },
         AlgorithmKind::Grid => Suggester {
             random: None,
+            tpe: None,
             grid: Some(
                 GridSearch::new(plan.space.clone())
                     .map_err(|e| TuneError::Invalid(format!("spec.parameters: {e}")))?,
@@ -232,7 +251,19 @@ pub async fn run(
             && running.len() < plan.parallel
             && seen.len() < plan.max_trials
         {
-            let Some(a) = suggester.next(&seen) else {
+            let history: Vec<(Assignment, f64)> = trials
+                .iter()
+                .filter(|t| t.state == "Succeeded")
+                .filter_map(|t| {
+                    let a: Assignment = t
+                        .parameter_assignments
+                        .iter()
+                        .map(|p| (p.name.clone(), p.value.clone()))
+                        .collect();
+                    objective_of(t, &plan).map(|v| (a, v))
+                })
+                .collect();
+            let Some(a) = suggester.next(&seen, &history, plan.maximize) else {
                 exhausted = true;
                 break;
             };

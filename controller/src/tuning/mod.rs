@@ -5,6 +5,7 @@
 //!   distribution and enumerated as a grid.
 //! - [`rng`]: a small deterministic random generator (the same seed gives the same trials).
 //! - [`random`], [`grid`]: the `random` and `grid` algorithms.
+//! - [`tpe`]: the `tpe` algorithm (univariate Tree-structured Parzen Estimator).
 //! - [`experiment`]: the Experiment manifest (Katib's field names) checked into a plan; trial
 //!   specs with `${trialParameters.x}` substituted.
 //! - [`metrics`]: Katib's StdOut metrics format.
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod random;
 pub mod rng;
 pub mod space;
+pub mod tpe;
 
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,8 @@
 
 use super::grid::GridSearch;
 use super::random::RandomSearch;
-use super::space::{check, FeasibleSpace, ParameterSpec};
+use super::space::{check, Assignment, FeasibleSpace, ParameterSpec};
+use super::tpe::{Tpe, TpeSettings};
 
 fn p(
     name: &str,
@@ -178,4 +179,72 @@ fn grid_enumerates_every_point_once_in_order() {
     let e = GridSearch::new(check(&[p("lr", "double", "0", "1", None, None)]).expect("valid"))
         .expect_err("no step");
     assert!(e.contains("needs feasibleSpace.step"), "{e}");
+}
+
+fn objective(a: &Assignment) -> f64 {
+    let get = |k: &str| {
+        a.iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| v.parse::<f64>().ok())
+            .expect(k)
+    };
+    let bonus = if a.iter().any(|(n, v)| n == "opt" && v == "adam") {
+        1.0
+    } else {
+        0.0
+    };
+    10.0 - (get("x") - 2.0).powi(2) - (get("y") + 1.0).powi(2) + bonus
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[test]
+fn tpe_beats_random_on_a_fixed_function_over_fixed_seeds() {
+    let space = check(&[
+        p("x", "double", "-5", "5", None, None),
+        p("y", "int", "-5", "5", None, None),
+        list("opt", "categorical", &["sgd", "adam", "rmsprop"]),
+    ])
+    .expect("valid");
+    let budget = 30;
+    let (mut tpe_best, mut random_best) = (Vec::new(), Vec::new());
+    for seed in 0..9u64 {
+        let mut tpe = Tpe::new(
+            space.clone(),
+            TpeSettings {
+                seed,
+                ..TpeSettings::default()
+            },
+        );
+        let mut history: Vec<(Assignment, f64)> = Vec::new();
+        for _ in 0..budget {
+            let a = tpe.suggest(&history, true);
+            for (name, v) in &a {
+                assert!(!v.is_empty(), "{name}");
+            }
+            let f = objective(&a);
+            history.push((a, f));
+        }
+        tpe_best.push(history.iter().map(|h| h.1).fold(f64::MIN, f64::max));
+        let mut r = RandomSearch::new(space.clone(), seed);
+        let best = r
+            .suggest(budget, &[])
+            .iter()
+            .map(objective)
+            .fold(f64::MIN, f64::max);
+        random_best.push(best);
+    }
+    let (t, r) = (median(tpe_best.clone()), median(random_best.clone()));
+    eprintln!("median best after {budget}: tpe {t:.3}, random {r:.3}");
+    assert!(
+        t > r,
+        "median best: tpe {t} vs random {r} ({tpe_best:?} / {random_best:?})"
+    );
+    // The same seed and history give the same suggestion.
+    let mut a = Tpe::new(space.clone(), TpeSettings::default());
+    let mut b = Tpe::new(space, TpeSettings::default());
+    assert_eq!(a.suggest(&[], true), b.suggest(&[], true));
 }
