@@ -12,12 +12,14 @@
 //! - [`pipeline`]: KFP v2 pipelines: the engine, `osprey pipeline run`, the PipelineRun
 //!   controller and the in-pod launcher.
 //! - [`tuning`]: Katib-style hyperparameter tuning (search space, random and grid so far).
+//! - [`events`]: Kubernetes Events (the recorder, publishing).
 //! - [`error`]: the crate's errors.
 
 pub mod cmd;
 pub mod crd;
 pub mod desired;
 pub mod error;
+pub mod events;
 pub mod leader;
 pub mod pipeline;
 pub mod pull;

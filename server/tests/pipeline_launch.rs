@@ -7,26 +7,13 @@
 //! The component tests need .venv-kfp (scripts/setup.sh makes it); without it they say so and
 //! return.
 
+mod common;
+
+use common::pipeline::{kfp_bin, repo};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn kfp_bin() -> Option<PathBuf> {
-    let bin = repo().join(".venv-kfp/bin");
-    if !bin.join("python3").exists() {
-        eprintln!(
-            "skipping: no {} with kfp 2.17.3 (run scripts/setup.sh)",
-            bin.display()
-        );
-        return None;
-    }
-    Some(bin)
-}
 
 /// The container (`image`, `command`, `args`) of executor `exec` of examples/pipelines/<name>.py,
 /// compiled with kfp.

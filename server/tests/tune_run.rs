@@ -1,13 +1,12 @@
 //! `osprey tune run` end to end: Katib Experiments whose trials run examples/tuning/quadratic.py
 //! (Katib's StdOut metric format) as local processes, with the built binary.
 
+mod common;
+
+use common::pipeline::{repo, text};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// The example experiment with `edit` applied to its YAML text.
 fn experiment(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
@@ -27,14 +26,6 @@ fn tune(manifest: &Path, out: &Path) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("osprey runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn report(out: &Path) -> Value {

@@ -3,7 +3,7 @@
 //! task with a stored entry for its fingerprint reuses the outputs instead of running. The
 //! local store keeps one JSON file per fingerprint under `<pipeline root>/.cache/`.
 
-use super::executor::{TaskInputs, TaskOutputs};
+use super::executor::{artifact_list, TaskInputs, TaskOutputs};
 use super::spec::{Container, Definitions};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -17,11 +17,7 @@ pub fn fingerprint(inputs: &TaskInputs, outputs: &Definitions, container: &Conta
         .artifacts
         .iter()
         .map(|(k, a)| {
-            let list = match a {
-                Value::Array(items) => items.clone(),
-                one => vec![one.clone()],
-            };
-            let uris = list
+            let uris = artifact_list(a)
                 .iter()
                 .map(|x| x.get("uri").cloned().unwrap_or(Value::Null))
                 .collect();
@@ -79,11 +75,7 @@ impl LocalCache {
         let entry: Value = serde_json::from_str(&text).ok()?;
         let outputs: TaskOutputs = serde_json::from_value(entry.get("outputs")?.clone()).ok()?;
         let all_there = outputs.artifacts.values().all(|a| {
-            let list = match a {
-                Value::Array(items) => items.clone(),
-                one => vec![one.clone()],
-            };
-            list.iter().all(|x| {
+            artifact_list(a).iter().all(|x| {
                 x.get("uri")
                     .and_then(|u| u.as_str())
                     .is_some_and(|u| Path::new(u).exists())

@@ -13,7 +13,7 @@ use super::cache;
 use super::cel;
 use super::dag::{self, Checked, TaskKind, ROOT};
 use super::error::PipelineError;
-use super::executor::{coerce, executor_input, TaskInputs, TaskOutputs};
+use super::executor::{artifact_list, coerce, executor_input, TaskInputs, TaskOutputs};
 use super::spec::{ComponentSpec, Container, Definitions, PipelineSpec, RetryPolicy, Task};
 use super::time::{add_secs, parse_rfc3339, rfc3339};
 use serde::{Deserialize, Serialize};
@@ -886,12 +886,8 @@ impl Engine {
                             self.records
                                 .get(&join(path, &i.to_string()))
                                 .and_then(|r| r.outputs.artifacts.get(name))
-                                .cloned()
                         })
-                        .flat_map(|a| match a {
-                            Value::Array(list) => list,
-                            one => vec![one],
-                        })
+                        .flat_map(|a| artifact_list(a).iter().cloned())
                         .collect();
                     out.artifacts.insert(name.clone(), Value::Array(values));
                 }

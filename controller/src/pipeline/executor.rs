@@ -21,6 +21,15 @@ pub struct TaskOutputs {
     pub artifacts: BTreeMap<String, Value>,
 }
 
+/// The artifacts an artifact value stands for: itself, or each of a list's (a DAG's collected
+/// output).
+pub fn artifact_list(a: &Value) -> &[Value] {
+    match a {
+        Value::Array(items) => items,
+        one => std::slice::from_ref(one),
+    }
+}
+
 /// A task's resolved inputs (artifacts as in [`TaskOutputs`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskInputs {
@@ -192,13 +201,7 @@ pub fn executor_input(outputs: &Definitions, inputs: &TaskInputs, task_dir: &Pat
     let in_artifacts: Map<String, Value> = inputs
         .artifacts
         .iter()
-        .map(|(k, a)| {
-            let list = match a {
-                Value::Array(items) => items.clone(),
-                one => vec![one.clone()],
-            };
-            (k.clone(), json!({ "artifacts": list }))
-        })
+        .map(|(k, a)| (k.clone(), json!({ "artifacts": artifact_list(a) })))
         .collect();
     let out_params: Map<String, Value> = outputs
         .parameters

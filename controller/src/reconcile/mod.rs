@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{finalizer, Event as Finalize};
 use kube::{Api, Client, Resource, ResourceExt};
 use std::sync::Arc;
@@ -32,13 +32,7 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, settings: Settings) -> Context {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: MANAGER.into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        );
+        let recorder = crate::events::recorder(&client);
         Context {
             client,
             settings,
@@ -195,19 +189,14 @@ async fn apply(isvc: Arc<InferenceService>, ctx: &Context) -> Result<Action, Err
             // A spec error is reported, not retried: the next change of the spec retries.
             let message = e.to_string();
             tracing::warn!(isvc = %name, namespace = %ns, error = %message, "invalid InferenceService");
-            let _ = ctx
-                .recorder
-                .publish(
-                    &Event {
-                        type_: EventType::Warning,
-                        reason: "InvalidSpec".into(),
-                        note: Some(message.clone()),
-                        action: "Reconcile".into(),
-                        secondary: None,
-                    },
-                    &isvc.object_ref(&()),
-                )
-                .await;
+            crate::events::publish(
+                &ctx.recorder,
+                &isvc.object_ref(&()),
+                true,
+                "InvalidSpec",
+                &message,
+            )
+            .await;
             write_status(
                 &api,
                 &name,

@@ -8,14 +8,13 @@ use super::desired;
 use super::job::Job;
 use super::labels::RECREATIONS;
 use super::status::{self, Action, Observed, ReplicaState, Which};
-use crate::desired::labels::MANAGER;
 use crate::error::{Error, SpecError};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::Recorder;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -64,13 +63,7 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client) -> Context {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: MANAGER.into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        );
+        let recorder = crate::events::recorder(&client);
         Context { client, recorder }
     }
 }
@@ -165,23 +158,7 @@ where
 }
 
 async fn publish<K: TrainingJob>(ctx: &Context, obj: &K, warning: bool, reason: &str, note: &str) {
-    let _ = ctx
-        .recorder
-        .publish(
-            &Event {
-                type_: if warning {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                },
-                reason: reason.into(),
-                note: Some(note.into()),
-                action: "Reconcile".into(),
-                secondary: None,
-            },
-            &obj.object_ref(&()),
-        )
-        .await;
+    crate::events::publish(&ctx.recorder, &obj.object_ref(&()), warning, reason, note).await;
 }
 
 async fn write_status<K: TrainingJob>(

@@ -11,7 +11,6 @@ skipped otherwise."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import uuid
 
@@ -19,9 +18,9 @@ import pytest
 import yaml
 
 from agent_harness import full_cluster, wait_for
-from node_agent.api import Api, ApiConfig, ApiError
-from test_e2e_inferenceservice import OSPREY, REPO, free_port, kubectl
-from test_e2e_training import Cluster, _established, diagnose, tail
+from node_agent.api import ApiError
+from test_e2e_inferenceservice import OSPREY, REPO
+from test_e2e_training import Cluster, controller_on, diagnose
 
 BRIDGE, CIDR, NODE = "ospk-br2", "10.251.0.0/16", "osprey-pipeline-node"
 RUNS = "/apis/pipelines.osprey.dev/v1alpha1/namespaces/{ns}/pipelineruns"
@@ -39,28 +38,8 @@ def control_plane(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def k(control_plane):
-    d, agent = control_plane
-    api = Api(ApiConfig.from_env_file(os.path.join(d, "env")))
-    kubectl(d, "apply", "-f", os.path.join(REPO, "deploy", "crds"))
-    kubectl(d, "apply", "-f", os.path.join(REPO, "deploy", "rbac.yaml"))
-    wait_for(lambda: _established(api, "pipelineruns.pipelines.osprey.dev"), 30, "the PipelineRun CRD")
-    log_path = os.path.join(d, "controller.log")
-    log = open(log_path, "wb")
-    env = {**os.environ, "KUBECONFIG": os.path.join(d, "kubeconfig"), "RUST_LOG": "info"}
-    proc = subprocess.Popen([OSPREY, "controller", "--leader-election", "false", "--health-port", str(free_port()),
-                             "--image", "ghcr.io/osprey/osprey:test"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        yield Cluster(d, agent, api, proc, log_path)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        log.close()
-        print("controller log tail:\n" + tail(log_path, 30))
+    yield from controller_on(control_plane, ("pipelineruns.pipelines.osprey.dev",),
+                             ("--image", "ghcr.io/osprey/osprey:test"))
 
 
 @pytest.fixture

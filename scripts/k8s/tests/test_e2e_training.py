@@ -53,20 +53,21 @@ def _established(api: Api, name: str) -> bool:
                for c in ((crd or {}).get("status") or {}).get("conditions") or [])
 
 
-@pytest.fixture(scope="module")
-def k(control_plane):
-    """The CRDs and RBAC from deploy/, then `osprey controller` as a process on the admin
-    kubeconfig (as test_e2e_inferenceservice.py runs it)."""
+def controller_on(control_plane, crds: tuple[str, ...], extra_args: tuple[str, ...] = ()):
+    """Generator for a module fixture: the CRDs and RBAC from deploy/, then `osprey controller`
+    as a process on the admin kubeconfig (as test_e2e_inferenceservice.py runs it), once `crds`
+    are Established; yields the Cluster and stops the controller."""
     d, agent = control_plane
     api = Api(ApiConfig.from_env_file(os.path.join(d, "env")))
     kubectl(d, "apply", "-f", os.path.join(REPO, "deploy", "crds"))
     kubectl(d, "apply", "-f", os.path.join(REPO, "deploy", "rbac.yaml"))
-    for crd in ("pytorchjobs.kubeflow.org", "tfjobs.kubeflow.org", "inferenceservices.serving.osprey.dev"):
+    for crd in crds:
         wait_for(lambda: _established(api, crd), 30, f"the {crd} CRD to be Established")
     log_path = os.path.join(d, "controller.log")
     log = open(log_path, "wb")
     env = {**os.environ, "KUBECONFIG": os.path.join(d, "kubeconfig"), "RUST_LOG": "info"}
-    proc = subprocess.Popen([OSPREY, "controller", "--leader-election", "false", "--health-port", str(free_port())],
+    proc = subprocess.Popen([OSPREY, "controller", "--leader-election", "false", "--health-port", str(free_port()),
+                             *extra_args],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield Cluster(d, agent, api, proc, log_path)
@@ -79,6 +80,12 @@ def k(control_plane):
             proc.wait(10)
         log.close()
         print("controller log tail:\n" + tail(log_path, 30))
+
+
+@pytest.fixture(scope="module")
+def k(control_plane):
+    yield from controller_on(control_plane, ("pytorchjobs.kubeflow.org", "tfjobs.kubeflow.org",
+                                             "inferenceservices.serving.osprey.dev"))
 
 
 @pytest.fixture

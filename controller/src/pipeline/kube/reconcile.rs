@@ -19,7 +19,7 @@ use crate::pipeline::time::rfc3339;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::Recorder;
 use kube::{Api, Client, Resource, ResourceExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,13 +38,7 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, launcher_image: String) -> Context {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: crate::desired::labels::MANAGER.into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        );
+        let recorder = crate::events::recorder(&client);
         Context {
             client,
             recorder,
@@ -54,23 +48,7 @@ impl Context {
 }
 
 async fn publish(ctx: &Context, run: &PipelineRun, warning: bool, reason: &str, note: &str) {
-    let _ = ctx
-        .recorder
-        .publish(
-            &Event {
-                type_: if warning {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                },
-                reason: reason.into(),
-                note: Some(note.into()),
-                action: "Reconcile".into(),
-                secondary: None,
-            },
-            &run.object_ref(&()),
-        )
-        .await;
+    crate::events::publish(&ctx.recorder, &run.object_ref(&()), warning, reason, note).await;
 }
 
 async fn write_status(
