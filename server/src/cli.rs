@@ -99,6 +99,11 @@ pub enum TuneCommand {
     /// experiment succeeded (goal, maxTrialCount or the end of the grid), 1 when it failed
     /// (maxFailedTrialCount), 2 when the manifest was refused.
     Run(osprey_controller::tuning::local::TuneRunArgs),
+    /// Print the experiment's next assignments (one JSON list of `{name, value}` a line) for
+    /// the trials so far (`--trials FILE`, as `tune run --output` writes it): the algorithm
+    /// without running anything. Nothing printed: the search has ended. Exit code 2 when the
+    /// manifest or the trials file was refused.
+    Suggest(osprey_controller::tuning::ask::TuneSuggestArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

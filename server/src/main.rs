@@ -215,6 +215,20 @@ fn main() {
         Command::Tune {
             command: TuneCommand::Run(args),
         } => tune_run(args),
+        Command::Tune {
+            command: TuneCommand::Suggest(args),
+        } => match osprey_controller::tuning::ask::suggest(&args) {
+            Ok(lines) => {
+                for l in lines {
+                    println!("{l}");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("osprey tune suggest: {e}");
+                std::process::exit(2)
+            }
+        },
         Command::Pipeline {
             command: PipelineCommand::Launch(args),
         } => pipeline_launch(args),

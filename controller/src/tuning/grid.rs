@@ -3,6 +3,7 @@
 //! assignment already tried is not suggested again, and the grid ends when all are.
 
 use super::space::{Assignment, Param};
+use super::suggest::{assignments, Algorithm, Seen};
 
 /// Grid search over a checked space.
 #[derive(Debug, Clone)]
@@ -68,5 +69,11 @@ impl GridSearch {
             .filter(|a| !seen.contains(a))
             .take(n)
             .collect()
+    }
+}
+
+impl Algorithm for GridSearch {
+    fn suggest(&self, trials: &[Seen], n: usize, _maximize: bool) -> Vec<Assignment> {
+        GridSearch::suggest(self, n, &assignments(trials))
     }
 }

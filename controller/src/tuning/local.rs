@@ -3,13 +3,11 @@
 //! `parallelTrialCount` at a time, metrics from its output with Katib's StdOut format, until the
 //! goal, `maxTrialCount`, `maxFailedTrialCount` or the end of the grid.
 
-use super::experiment::{primary_container, trial_spec, AlgorithmKind, Experiment, Plan};
-use super::grid::GridSearch;
+use super::experiment::{primary_container, trial_spec, Experiment, Plan};
 use super::metrics::parse_line;
-use super::random::RandomSearch;
 use super::space::Assignment;
-use super::tpe::Tpe;
-use serde::Serialize;
+use super::suggest::{build, Outcome, Seen};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::future::Future;
 use std::path::PathBuf;
@@ -41,7 +39,7 @@ pub enum TuneError {
 }
 
 /// One trial's record, with Katib's state names.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Trial {
     pub name: String,
@@ -50,17 +48,19 @@ pub struct Trial {
     pub state: String,
     /// The objective per the objective's strategy (max for maximize, min for minimize), then
     /// the additional metrics' latest values.
+    #[serde(default)]
     pub metrics: Vec<Metric>,
+    #[serde(default)]
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Assignment1 {
     pub name: String,
     pub value: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Metric {
     pub name: String,
     pub value: f64,
@@ -86,6 +86,23 @@ fn objective_of(t: &Trial, plan: &Plan) -> Option<f64> {
         .map(|m| m.value)
 }
 
+/// A trial as the algorithms see it.
+pub fn seen_of(t: &Trial, plan: &Plan) -> Seen {
+    let outcome = match (t.state.as_str(), objective_of(t, plan)) {
+        ("Running", _) => Outcome::Pending,
+        ("Succeeded", Some(v)) => Outcome::Value(v),
+        _ => Outcome::Failed,
+    };
+    Seen {
+        assignment: t
+            .parameter_assignments
+            .iter()
+            .map(|p| (p.name.clone(), p.value.clone()))
+            .collect(),
+        outcome,
+    }
+}
+
 fn better(plan: &Plan, a: f64, b: f64) -> bool {
     if plan.maximize {
         a > b
@@ -97,33 +114,6 @@ fn better(plan: &Plan, a: f64, b: f64) -> bool {
 /// A finished trial process: its name, and its exit code with the metrics it printed (or why
 /// it could not run).
 type Finished = (String, Result<(i32, Vec<(String, f64)>), String>);
-
-struct Suggester {
-    random: Option<RandomSearch>,
-    grid: Option<GridSearch>,
-    tpe: Option<Tpe>,
-}
-
-impl Suggester {
-    /// The next assignment, from the trials so far (`history`: the finished ones with their
-    /// objective).
-    fn next(
-        &mut self,
-        seen: &[Assignment],
-        history: &[(Assignment, f64)],
-        maximize: bool,
-    ) -> Option<Assignment> {
-        if let Some(r) = &mut self.random {
-            return r.suggest(1, seen).into_iter().next();
-        }
-        if let Some(t) = &mut self.tpe {
-            return Some(t.suggest(history, maximize));
-        }
-        self.grid
-            .as_ref()
-            .and_then(|g| g.suggest(1, seen).into_iter().next())
-    }
-}
 
 async fn run_trial(
     name: String,
@@ -183,42 +173,29 @@ async fn run_trial(
     }
 }
 
-/// Runs the experiment until it ends or `interrupt` completes.
-pub async fn run(
-    args: TuneRunArgs,
-    interrupt: impl Future<Output = ()>,
-) -> Result<Report, TuneError> {
-    let text = std::fs::read_to_string(&args.experiment)
-        .map_err(|e| TuneError::Io(format!("{}: {e}", args.experiment.display())))?;
+/// The Experiment manifest at `path`, checked.
+pub fn read_plan(path: &std::path::Path) -> Result<Plan, TuneError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| TuneError::Io(format!("{}: {e}", path.display())))?;
     let exp: Experiment = serde_yaml::from_str(&text)
-        .map_err(|e| TuneError::Invalid(format!("{}: {e}", args.experiment.display())))?;
+        .map_err(|e| TuneError::Invalid(format!("{}: {e}", path.display())))?;
     if exp.kind != "Experiment" {
         return Err(TuneError::Invalid(format!(
             "kind: expected Experiment, got {:?}",
             exp.kind
         )));
     }
-    let plan = exp.plan().map_err(|e| TuneError::Invalid(e.to_string()))?;
-    let mut suggester = match &plan.algorithm {
-        AlgorithmKind::Random { seed } => Suggester {
-            random: Some(RandomSearch::new(plan.space.clone(), *seed)),
-            grid: None,
-            tpe: None,
-        },
-        AlgorithmKind::Tpe(settings) => Suggester {
-            random: None,
-            grid: None,
-            tpe: Some(Tpe::new(plan.space.clone(), settings.clone())),
-        },
-        AlgorithmKind::Grid => Suggester {
-            random: None,
-            tpe: None,
-            grid: Some(
-                GridSearch::new(plan.space.clone())
-                    .map_err(|e| TuneError::Invalid(format!("spec.parameters: {e}")))?,
-            ),
-        },
-    };
+    exp.plan().map_err(|e| TuneError::Invalid(e.to_string()))
+}
+
+/// Runs the experiment until it ends or `interrupt` completes.
+pub async fn run(
+    args: TuneRunArgs,
+    interrupt: impl Future<Output = ()>,
+) -> Result<Report, TuneError> {
+    let plan = read_plan(&args.experiment)?;
+    let algorithm = build(&plan.algorithm, &plan.space)
+        .map_err(|e| TuneError::Invalid(format!("spec.parameters: {e}")))?;
     // The primary container must be found before anything runs.
     let probe: Assignment = plan
         .space
@@ -239,7 +216,6 @@ pub async fn run(
         },
         plan.metric
     );
-    let mut seen: Vec<Assignment> = Vec::new();
     let mut trials: Vec<Trial> = Vec::new();
     let mut running: JoinSet<Finished> = JoinSet::new();
     let mut reason: Option<(bool, &str)> = None;
@@ -249,26 +225,18 @@ pub async fn run(
         while reason.is_none()
             && !exhausted
             && running.len() < plan.parallel
-            && seen.len() < plan.max_trials
+            && trials.len() < plan.max_trials
         {
-            let history: Vec<(Assignment, f64)> = trials
-                .iter()
-                .filter(|t| t.state == "Succeeded")
-                .filter_map(|t| {
-                    let a: Assignment = t
-                        .parameter_assignments
-                        .iter()
-                        .map(|p| (p.name.clone(), p.value.clone()))
-                        .collect();
-                    objective_of(t, &plan).map(|v| (a, v))
-                })
-                .collect();
-            let Some(a) = suggester.next(&seen, &history, plan.maximize) else {
+            let so_far: Vec<Seen> = trials.iter().map(|t| seen_of(t, &plan)).collect();
+            let Some(a) = algorithm
+                .suggest(&so_far, 1, plan.maximize)
+                .into_iter()
+                .next()
+            else {
                 exhausted = true;
                 break;
             };
-            let name = format!("{}-{:04}", plan.name, seen.len() + 1);
-            seen.push(a.clone());
+            let name = format!("{}-{:04}", plan.name, trials.len() + 1);
             let spec = trial_spec(&plan, &a).map_err(TuneError::Invalid)?;
             let c = primary_container(&spec, &plan.primary).map_err(TuneError::Invalid)?;
             let strings = |k: &str| -> Vec<String> {

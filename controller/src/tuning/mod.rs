@@ -4,13 +4,17 @@
 //!   strings), checked into typed parameters with errors naming the field, sampled per
 //!   distribution and enumerated as a grid.
 //! - [`rng`]: a small deterministic random generator (the same seed gives the same trials).
+//! - [`suggest`]: the interface of every algorithm (next assignments from the trials so far,
+//!   no state kept between calls) and the algorithm of a plan.
 //! - [`random`], [`grid`]: the `random` and `grid` algorithms.
 //! - [`tpe`]: the `tpe` algorithm (univariate Tree-structured Parzen Estimator).
 //! - [`experiment`]: the Experiment manifest (Katib's field names) checked into a plan; trial
 //!   specs with `${trialParameters.x}` substituted.
 //! - [`metrics`]: Katib's StdOut metrics format.
 //! - [`local`]: `osprey tune run` (trials as local processes).
+//! - [`ask`]: `osprey tune suggest` (the next assignments for given trials).
 
+pub mod ask;
 pub mod experiment;
 pub mod grid;
 pub mod local;
@@ -18,6 +22,7 @@ pub mod metrics;
 pub mod random;
 pub mod rng;
 pub mod space;
+pub mod suggest;
 pub mod tpe;
 
 #[cfg(test)]

@@ -1,46 +1,44 @@
 //! The `random` algorithm: each parameter drawn independently from its domain and
 //! distribution; seeded (`random_state` in Katib's settings), and never suggesting an assignment
-//! it already suggested while fresh ones remain (small discrete spaces).
+//! already tried or pending while fresh ones remain (small discrete spaces).
 
-use super::rng::Rng;
 use super::space::{Assignment, Param};
+use super::suggest::{assignments, rng_for, Algorithm, Seen};
 
 /// Random search over a checked space.
 #[derive(Debug, Clone)]
 pub struct RandomSearch {
     params: Vec<Param>,
-    rng: Rng,
+    seed: u64,
 }
 
 impl RandomSearch {
     pub fn new(params: Vec<Param>, seed: u64) -> RandomSearch {
-        RandomSearch {
-            params,
-            rng: Rng::new(seed),
-        }
+        RandomSearch { params, seed }
     }
+}
 
-    /// `n` new assignments, distinct from `seen` (the trials so far, pending ones included)
-    /// and from each other when a few draws allow it.
-    pub fn suggest(&mut self, n: usize, seen: &[Assignment]) -> Vec<Assignment> {
+impl Algorithm for RandomSearch {
+    fn suggest(&self, trials: &[Seen], n: usize, _maximize: bool) -> Vec<Assignment> {
+        let seen = assignments(trials);
         let mut out: Vec<Assignment> = Vec::with_capacity(n);
-        for _ in 0..n {
-            let mut candidate = self.draw();
+        for i in 0..n {
+            let mut rng = rng_for(self.seed, trials.len() + i);
+            let mut draw = || -> Assignment {
+                self.params
+                    .iter()
+                    .map(|p| (p.name.clone(), p.sample(&mut rng)))
+                    .collect()
+            };
+            let mut candidate = draw();
             for _ in 0..64 {
                 if !seen.contains(&candidate) && !out.contains(&candidate) {
                     break;
                 }
-                candidate = self.draw();
+                candidate = draw();
             }
             out.push(candidate);
         }
         out
-    }
-
-    fn draw(&mut self) -> Assignment {
-        self.params
-            .iter()
-            .map(|p| (p.name.clone(), p.sample(&mut self.rng)))
-            .collect()
     }
 }

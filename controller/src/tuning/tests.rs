@@ -4,6 +4,7 @@
 use super::grid::GridSearch;
 use super::random::RandomSearch;
 use super::space::{check, Assignment, FeasibleSpace, ParameterSpec};
+use super::suggest::{Algorithm, Outcome, Seen};
 use super::tpe::{Tpe, TpeSettings};
 
 fn p(
@@ -97,12 +98,12 @@ fn random_stays_in_bounds_and_repeats_per_seed() {
         list("opt", "categorical", &["sgd", "adam"]),
     ])
     .expect("valid");
-    let mut a = RandomSearch::new(space.clone(), 7);
-    let mut b = RandomSearch::new(space.clone(), 7);
-    let xs = a.suggest(400, &[]);
-    assert_eq!(xs, b.suggest(400, &[]), "same seed, same trials");
-    let mut c = RandomSearch::new(space, 8);
-    assert_ne!(xs, c.suggest(400, &[]));
+    let a = RandomSearch::new(space.clone(), 7);
+    let b = RandomSearch::new(space.clone(), 7);
+    let xs = a.suggest(&[], 400, true);
+    assert_eq!(xs, b.suggest(&[], 400, true), "same seed, same trials");
+    let c = RandomSearch::new(space, 8);
+    assert_ne!(xs, c.suggest(&[], 400, true));
     let mut below_geo_mean = 0;
     for x in &xs {
         let get = |k: &str| {
@@ -139,9 +140,9 @@ fn random_does_not_repeat_while_fresh_points_remain() {
         p("n", "int", "1", "3", None, None),
     ])
     .expect("valid");
-    let mut r = RandomSearch::new(space, 1);
-    let first = r.suggest(4, &[]);
-    let rest = r.suggest(2, &first);
+    let r = RandomSearch::new(space, 1);
+    let first = r.suggest(&[], 4, true);
+    let rest = r.suggest(&pending(&first), 2, true);
     let mut all = first.clone();
     all.extend(rest);
     let mut unique = all.clone();
@@ -196,6 +197,17 @@ fn objective(a: &Assignment) -> f64 {
     10.0 - (get("x") - 2.0).powi(2) - (get("y") + 1.0).powi(2) + bonus
 }
 
+/// Trials created and not finished.
+fn pending(assignments: &[Assignment]) -> Vec<Seen> {
+    assignments
+        .iter()
+        .map(|a| Seen {
+            assignment: a.clone(),
+            outcome: Outcome::Pending,
+        })
+        .collect()
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -212,26 +224,37 @@ fn tpe_beats_random_on_a_fixed_function_over_fixed_seeds() {
     let budget = 30;
     let (mut tpe_best, mut random_best) = (Vec::new(), Vec::new());
     for seed in 0..9u64 {
-        let mut tpe = Tpe::new(
+        let tpe = Tpe::new(
             space.clone(),
             TpeSettings {
                 seed,
                 ..TpeSettings::default()
             },
         );
-        let mut history: Vec<(Assignment, f64)> = Vec::new();
+        let mut history: Vec<Seen> = Vec::new();
         for _ in 0..budget {
-            let a = tpe.suggest(&history, true);
+            let a = tpe.suggest(&history, 1, true).remove(0);
             for (name, v) in &a {
                 assert!(!v.is_empty(), "{name}");
             }
             let f = objective(&a);
-            history.push((a, f));
+            history.push(Seen {
+                assignment: a,
+                outcome: Outcome::Value(f),
+            });
         }
-        tpe_best.push(history.iter().map(|h| h.1).fold(f64::MIN, f64::max));
-        let mut r = RandomSearch::new(space.clone(), seed);
+        tpe_best.push(
+            history
+                .iter()
+                .filter_map(|h| match h.outcome {
+                    Outcome::Value(v) => Some(v),
+                    _ => None,
+                })
+                .fold(f64::MIN, f64::max),
+        );
+        let r = RandomSearch::new(space.clone(), seed);
         let best = r
-            .suggest(budget, &[])
+            .suggest(&[], budget, true)
             .iter()
             .map(objective)
             .fold(f64::MIN, f64::max);
@@ -244,7 +267,7 @@ fn tpe_beats_random_on_a_fixed_function_over_fixed_seeds() {
         "median best: tpe {t} vs random {r} ({tpe_best:?} / {random_best:?})"
     );
     // The same seed and history give the same suggestion.
-    let mut a = Tpe::new(space.clone(), TpeSettings::default());
-    let mut b = Tpe::new(space, TpeSettings::default());
-    assert_eq!(a.suggest(&[], true), b.suggest(&[], true));
+    let a = Tpe::new(space.clone(), TpeSettings::default());
+    let b = Tpe::new(space, TpeSettings::default());
+    assert_eq!(a.suggest(&[], 2, true), b.suggest(&[], 2, true));
 }

@@ -7,6 +7,7 @@
 
 use super::rng::Rng;
 use super::space::{format_double, Assignment, Distribution, Domain, Param};
+use super::suggest::{history, rng_for, Algorithm, Seen};
 
 /// TPE settings (Katib's names).
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +34,6 @@ impl Default for TpeSettings {
 pub struct Tpe {
     params: Vec<Param>,
     settings: TpeSettings,
-    rng: Rng,
 }
 
 /// A numeric domain as TPE models it: bounds in model space, log or not, a grid step.
@@ -135,22 +135,23 @@ impl Parzen {
 
 impl Tpe {
     pub fn new(params: Vec<Param>, settings: TpeSettings) -> Tpe {
-        let rng = Rng::new(settings.seed);
-        Tpe {
-            params,
-            settings,
-            rng,
-        }
+        Tpe { params, settings }
     }
 
     /// One suggestion from `history` (finished trials with their objective, larger is better
     /// when `maximize`); random while there are fewer than `n_startup_trials`.
-    pub fn suggest(&mut self, history: &[(Assignment, f64)], maximize: bool) -> Assignment {
+    /// `rng` is the `k`-th trial's generator.
+    pub fn suggest_with(
+        &self,
+        history: &[(Assignment, f64)],
+        maximize: bool,
+        rng: &mut Rng,
+    ) -> Assignment {
         if history.len() < self.settings.n_startup_trials {
             return self
                 .params
                 .iter()
-                .map(|p| (p.name.clone(), p.sample(&mut self.rng)))
+                .map(|p| (p.name.clone(), p.sample(rng)))
                 .collect();
         }
         let mut sorted: Vec<&(Assignment, f64)> = history.iter().collect();
@@ -164,20 +165,19 @@ impl Tpe {
         let n_good =
             ((self.settings.gamma * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
         let (good, bad) = sorted.split_at(n_good);
-        let params = self.params.clone();
-        params
+        self.params
             .iter()
             .map(|p| {
                 let value_of =
                     |a: &Assignment| a.iter().find(|(n, _)| *n == p.name).map(|(_, v)| v.clone());
                 let good_v: Vec<String> = good.iter().filter_map(|h| value_of(&h.0)).collect();
                 let bad_v: Vec<String> = bad.iter().filter_map(|h| value_of(&h.0)).collect();
-                (p.name.clone(), self.suggest_one(p, &good_v, &bad_v))
+                (p.name.clone(), self.suggest_one(p, &good_v, &bad_v, rng))
             })
             .collect()
     }
 
-    fn suggest_one(&mut self, p: &Param, good: &[String], bad: &[String]) -> String {
+    fn suggest_one(&self, p: &Param, good: &[String], bad: &[String], rng: &mut Rng) -> String {
         match (&p.domain, numeric(&p.domain)) {
             (_, Some(n)) => {
                 let to_model = |v: &String| {
@@ -195,7 +195,7 @@ impl Tpe {
                 let lb = Parzen::fit(&b, n.lo, n.hi);
                 let mut best = (f64::NEG_INFINITY, (n.lo + n.hi) / 2.0);
                 for _ in 0..self.settings.n_ei_candidates.max(1) {
-                    let x = lg.sample(&mut self.rng, n.lo, n.hi);
+                    let x = lg.sample(rng, n.lo, n.hi);
                     let score = lg.log_pdf(x) - lb.log_pdf(x);
                     if score > best.0 {
                         best = (score, x);
@@ -213,7 +213,7 @@ impl Tpe {
                 for _ in 0..self.settings.n_ei_candidates.max(1) {
                     // Draw from the good side's smoothed counts.
                     let total: f64 = values.iter().map(|v| weight(good, v)).sum();
-                    let mut r = self.rng.unit() * total;
+                    let mut r = rng.unit() * total;
                     let mut pick = values.first().cloned().unwrap_or_default();
                     for v in values {
                         r -= weight(good, v);
@@ -229,8 +229,23 @@ impl Tpe {
                 }
                 best.1
             }
-            _ => p.sample(&mut self.rng),
+            _ => p.sample(rng),
         }
+    }
+}
+
+impl Algorithm for Tpe {
+    fn suggest(&self, trials: &[Seen], n: usize, maximize: bool) -> Vec<Assignment> {
+        let h = history(trials);
+        (0..n)
+            .map(|i| {
+                self.suggest_with(
+                    &h,
+                    maximize,
+                    &mut rng_for(self.settings.seed, trials.len() + i),
+                )
+            })
+            .collect()
     }
 }
 
