@@ -233,7 +233,9 @@ pub async fn run(
                 .into_iter()
                 .next()
             else {
-                exhausted = true;
+                // Nothing now: the end of the search, unless trials still running may give
+                // the algorithm more to go on (hyperband's rungs).
+                exhausted = running.is_empty();
                 break;
             };
             let name = format!("{}-{:04}", plan.name, trials.len() + 1);
