@@ -94,9 +94,13 @@ pub struct TrialParameter {
 /// The search algorithm to use.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlgorithmKind {
-    Random { seed: u64 },
+    Random {
+        seed: u64,
+    },
     Grid,
     Tpe(super::tpe::TpeSettings),
+    /// `bayesianoptimization`: a Gaussian process ([`super::bayes`]).
+    Bayes(super::bayes::BayesSettings),
 }
 
 /// What the runner needs, checked.
@@ -117,6 +121,9 @@ pub struct Plan {
     pub trial_spec: String,
     pub primary: String,
 }
+
+/// The algorithms `algorithmName` may name.
+pub const SUPPORTED: &str = "random, grid, tpe, bayesianoptimization";
 
 fn bad(field: &str, message: impl Into<String>) -> SpaceError {
     SpaceError {
@@ -231,11 +238,14 @@ impl Experiment {
                 }
                 AlgorithmKind::Tpe(t)
             }
+            "bayesianoptimization" => {
+                AlgorithmKind::Bayes(super::bayes::parse(&s.algorithm.algorithm_settings)?)
+            }
             "" => return Err(bad("spec.algorithm.algorithmName", "must not be empty")),
             other => {
                 return Err(bad(
                     "spec.algorithm.algorithmName",
-                    format!("unknown or not yet supported algorithm {other:?} (random, grid, tpe)"),
+                    format!("unknown or not yet supported algorithm {other:?} ({SUPPORTED})"),
                 ))
             }
         };

@@ -15,15 +15,21 @@
 //! - [`ask`]: `osprey tune suggest` (the next assignments for given trials).
 
 pub mod ask;
+pub mod bayes;
+pub mod cube;
 pub mod experiment;
 pub mod grid;
 pub mod local;
 pub mod metrics;
+pub mod numeric;
 pub mod random;
 pub mod rng;
+pub mod settings;
 pub mod space;
 pub mod suggest;
 pub mod tpe;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_algos;

@@ -258,7 +258,7 @@ fn draw(rng: &mut Rng, lo: f64, hi: f64, dist: Distribution) -> f64 {
 
 /// `v` without the binary noise of `min + k × step` (`0.30000000000000004` → `0.3`): rounded
 /// to 13 significant digits.
-fn tidy(v: f64) -> f64 {
+pub fn tidy(v: f64) -> f64 {
     format!("{v:.12e}").parse().unwrap_or(v)
 }
 

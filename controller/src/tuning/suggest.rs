@@ -4,6 +4,7 @@
 //! controller, which rebuilds everything from the Trials it finds, suggest the same trials for
 //! the same history.
 
+use super::bayes::Bayes;
 use super::experiment::AlgorithmKind;
 use super::grid::GridSearch;
 use super::random::RandomSearch;
@@ -66,5 +67,6 @@ pub fn build(kind: &AlgorithmKind, space: &[Param]) -> Result<Box<dyn Algorithm>
         AlgorithmKind::Random { seed } => Box::new(RandomSearch::new(space.to_vec(), *seed)),
         AlgorithmKind::Grid => Box::new(GridSearch::new(space.to_vec())?),
         AlgorithmKind::Tpe(s) => Box::new(Tpe::new(space.to_vec(), s.clone())),
+        AlgorithmKind::Bayes(s) => Box::new(Bayes::new(space.to_vec(), s.clone())),
     })
 }

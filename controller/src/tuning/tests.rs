@@ -7,7 +7,7 @@ use super::space::{check, Assignment, FeasibleSpace, ParameterSpec};
 use super::suggest::{Algorithm, Outcome, Seen};
 use super::tpe::{Tpe, TpeSettings};
 
-fn p(
+pub(super) fn p(
     name: &str,
     ty: &str,
     min: &str,
@@ -28,7 +28,7 @@ fn p(
     }
 }
 
-fn list(name: &str, ty: &str, values: &[&str]) -> ParameterSpec {
+pub(super) fn list(name: &str, ty: &str, values: &[&str]) -> ParameterSpec {
     ParameterSpec {
         name: name.into(),
         parameter_type: ty.into(),
@@ -182,7 +182,7 @@ fn grid_enumerates_every_point_once_in_order() {
     assert!(e.contains("needs feasibleSpace.step"), "{e}");
 }
 
-fn objective(a: &Assignment) -> f64 {
+pub(super) fn objective(a: &Assignment) -> f64 {
     let get = |k: &str| {
         a.iter()
             .find(|(n, _)| n == k)
@@ -198,7 +198,7 @@ fn objective(a: &Assignment) -> f64 {
 }
 
 /// Trials created and not finished.
-fn pending(assignments: &[Assignment]) -> Vec<Seen> {
+pub(super) fn pending(assignments: &[Assignment]) -> Vec<Seen> {
     assignments
         .iter()
         .map(|a| Seen {
@@ -208,7 +208,7 @@ fn pending(assignments: &[Assignment]) -> Vec<Seen> {
         .collect()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
