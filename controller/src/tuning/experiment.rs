@@ -101,6 +101,8 @@ pub enum AlgorithmKind {
     Tpe(super::tpe::TpeSettings),
     /// `bayesianoptimization`: a Gaussian process ([`super::bayes`]).
     Bayes(super::bayes::BayesSettings),
+    /// `multivariate-tpe`: joint Parzen estimators ([`super::mtpe`]), TPE's settings.
+    MultivariateTpe(super::tpe::TpeSettings),
 }
 
 /// What the runner needs, checked.
@@ -123,7 +125,7 @@ pub struct Plan {
 }
 
 /// The algorithms `algorithmName` may name.
-pub const SUPPORTED: &str = "random, grid, tpe, bayesianoptimization";
+pub const SUPPORTED: &str = "random, grid, tpe, multivariate-tpe, bayesianoptimization";
 
 fn bad(field: &str, message: impl Into<String>) -> SpaceError {
     SpaceError {
@@ -193,51 +195,11 @@ impl Experiment {
                 }
                 AlgorithmKind::Grid
             }
-            "tpe" => {
-                let mut t = super::tpe::TpeSettings::default();
-                for (i, st) in s.algorithm.algorithm_settings.iter().enumerate() {
-                    let field = format!("spec.algorithm.algorithmSettings[{i}].value");
-                    let int = |v: &str| {
-                        v.trim().parse::<u64>().map_err(|_| {
-                            bad(
-                                &field,
-                                format!("{} must be a non-negative integer, got {v:?}", st.name),
-                            )
-                        })
-                    };
-                    match st.name.as_str() {
-                        "random_state" => t.seed = int(&st.value)?,
-                        "n_startup_trials" => t.n_startup_trials = int(&st.value)? as usize,
-                        "n_EI_candidates" | "n_ei_candidates" => {
-                            t.n_ei_candidates = int(&st.value)?.max(1) as usize
-                        }
-                        "gamma" => {
-                            t.gamma = st
-                                .value
-                                .trim()
-                                .parse::<f64>()
-                                .ok()
-                                .filter(|g| *g > 0.0 && *g < 1.0)
-                                .ok_or_else(|| {
-                                    bad(
-                                        &field,
-                                        format!("gamma must be in (0, 1), got {:?}", st.value),
-                                    )
-                                })?
-                        }
-                        other => {
-                            return Err(bad(
-                                &format!("spec.algorithm.algorithmSettings[{i}].name"),
-                                format!(
-                                    "unknown setting {other:?} for tpe (random_state, \
-                                     n_startup_trials, n_EI_candidates, gamma)"
-                                ),
-                            ))
-                        }
-                    }
-                }
-                AlgorithmKind::Tpe(t)
-            }
+            "tpe" => AlgorithmKind::Tpe(super::tpe::parse(&s.algorithm.algorithm_settings, "tpe")?),
+            "multivariate-tpe" => AlgorithmKind::MultivariateTpe(super::tpe::parse(
+                &s.algorithm.algorithm_settings,
+                "multivariate-tpe",
+            )?),
             "bayesianoptimization" => {
                 AlgorithmKind::Bayes(super::bayes::parse(&s.algorithm.algorithm_settings)?)
             }

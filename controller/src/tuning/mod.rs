@@ -21,6 +21,7 @@ pub mod experiment;
 pub mod grid;
 pub mod local;
 pub mod metrics;
+pub mod mtpe;
 pub mod numeric;
 pub mod random;
 pub mod rng;

@@ -5,8 +5,10 @@
 //! `n_ei_candidates` draws from the good density the one maximising good/bad is suggested.
 //! Seeded: the same history and seed give the same suggestions.
 
+use super::experiment::Setting;
 use super::rng::Rng;
-use super::space::{format_double, Assignment, Distribution, Domain, Param};
+use super::settings;
+use super::space::{format_double, Assignment, Distribution, Domain, Param, SpaceError};
 use super::suggest::{history, rng_for, Algorithm, Seen};
 
 /// TPE settings (Katib's names).
@@ -27,6 +29,31 @@ impl Default for TpeSettings {
             seed: 0,
         }
     }
+}
+
+/// Checks the settings of `tpe` or `multivariate-tpe` (`algorithm`): `random_state`,
+/// `n_startup_trials`, `n_EI_candidates` (or `n_ei_candidates`), `gamma`; errors name the field.
+pub fn parse(list: &[Setting], algorithm: &str) -> Result<TpeSettings, SpaceError> {
+    let mut t = TpeSettings::default();
+    for (i, st) in list.iter().enumerate() {
+        match st.name.as_str() {
+            "random_state" => t.seed = settings::int(i, st)?,
+            "n_startup_trials" => t.n_startup_trials = settings::count(i, st, 0)?,
+            "n_EI_candidates" | "n_ei_candidates" => {
+                t.n_ei_candidates = settings::count(i, st, 0)?.max(1)
+            }
+            "gamma" => t.gamma = settings::number(i, st, |g| g > 0.0 && g < 1.0, "in (0, 1)")?,
+            _ => {
+                return Err(settings::unknown(
+                    i,
+                    st,
+                    algorithm,
+                    "random_state, n_startup_trials, n_EI_candidates, gamma",
+                ))
+            }
+        }
+    }
+    Ok(t)
 }
 
 /// TPE over a checked space.
