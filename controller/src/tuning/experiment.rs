@@ -103,6 +103,8 @@ pub enum AlgorithmKind {
     Bayes(super::bayes::BayesSettings),
     /// `multivariate-tpe`: joint Parzen estimators ([`super::mtpe`]), TPE's settings.
     MultivariateTpe(super::tpe::TpeSettings),
+    /// `hyperband`: successive halving over a budget parameter ([`super::hyperband`]).
+    Hyperband(super::hyperband::HyperbandSettings),
 }
 
 /// What the runner needs, checked.
@@ -125,7 +127,7 @@ pub struct Plan {
 }
 
 /// The algorithms `algorithmName` may name.
-pub const SUPPORTED: &str = "random, grid, tpe, multivariate-tpe, bayesianoptimization";
+pub const SUPPORTED: &str = "random, grid, tpe, multivariate-tpe, bayesianoptimization, hyperband";
 
 fn bad(field: &str, message: impl Into<String>) -> SpaceError {
     SpaceError {
@@ -203,6 +205,10 @@ impl Experiment {
             "bayesianoptimization" => {
                 AlgorithmKind::Bayes(super::bayes::parse(&s.algorithm.algorithm_settings)?)
             }
+            "hyperband" => AlgorithmKind::Hyperband(super::hyperband::parse(
+                &s.algorithm.algorithm_settings,
+                &space,
+            )?),
             "" => return Err(bad("spec.algorithm.algorithmName", "must not be empty")),
             other => {
                 return Err(bad(

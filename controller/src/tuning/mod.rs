@@ -19,6 +19,7 @@ pub mod bayes;
 pub mod cube;
 pub mod experiment;
 pub mod grid;
+pub mod hyperband;
 pub mod local;
 pub mod metrics;
 pub mod mtpe;
@@ -34,3 +35,5 @@ pub mod tpe;
 mod tests;
 #[cfg(test)]
 mod tests_algos;
+#[cfg(test)]
+mod tests_hyperband;

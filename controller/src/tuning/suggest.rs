@@ -7,6 +7,7 @@
 use super::bayes::Bayes;
 use super::experiment::AlgorithmKind;
 use super::grid::GridSearch;
+use super::hyperband::Hyperband;
 use super::mtpe::MultivariateTpe;
 use super::random::RandomSearch;
 use super::rng::Rng;
@@ -69,6 +70,7 @@ pub fn build(kind: &AlgorithmKind, space: &[Param]) -> Result<Box<dyn Algorithm>
         AlgorithmKind::Grid => Box::new(GridSearch::new(space.to_vec())?),
         AlgorithmKind::Tpe(s) => Box::new(Tpe::new(space.to_vec(), s.clone())),
         AlgorithmKind::Bayes(s) => Box::new(Bayes::new(space.to_vec(), s.clone())),
+        AlgorithmKind::Hyperband(s) => Box::new(Hyperband::new(space.to_vec(), s.clone())),
         AlgorithmKind::MultivariateTpe(s) => {
             Box::new(MultivariateTpe::new(space.to_vec(), s.clone()))
         }
