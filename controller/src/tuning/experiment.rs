@@ -105,6 +105,8 @@ pub enum AlgorithmKind {
     MultivariateTpe(super::tpe::TpeSettings),
     /// `hyperband`: successive halving over a budget parameter ([`super::hyperband`]).
     Hyperband(super::hyperband::HyperbandSettings),
+    /// `cmaes`: CMA-ES over the numeric parameters ([`super::cmaes`]).
+    Cmaes(super::cmaes::CmaesSettings),
 }
 
 /// What the runner needs, checked.
@@ -127,7 +129,8 @@ pub struct Plan {
 }
 
 /// The algorithms `algorithmName` may name.
-pub const SUPPORTED: &str = "random, grid, tpe, multivariate-tpe, bayesianoptimization, hyperband";
+pub const SUPPORTED: &str =
+    "random, grid, tpe, multivariate-tpe, bayesianoptimization, cmaes, hyperband";
 
 fn bad(field: &str, message: impl Into<String>) -> SpaceError {
     SpaceError {
@@ -205,6 +208,7 @@ impl Experiment {
             "bayesianoptimization" => {
                 AlgorithmKind::Bayes(super::bayes::parse(&s.algorithm.algorithm_settings)?)
             }
+            "cmaes" => AlgorithmKind::Cmaes(super::cmaes::parse(&s.algorithm.algorithm_settings)?),
             "hyperband" => AlgorithmKind::Hyperband(super::hyperband::parse(
                 &s.algorithm.algorithm_settings,
                 &space,

@@ -16,6 +16,7 @@
 
 pub mod ask;
 pub mod bayes;
+pub mod cmaes;
 pub mod cube;
 pub mod experiment;
 pub mod grid;
@@ -35,5 +36,7 @@ pub mod tpe;
 mod tests;
 #[cfg(test)]
 mod tests_algos;
+#[cfg(test)]
+mod tests_cmaes;
 #[cfg(test)]
 mod tests_hyperband;

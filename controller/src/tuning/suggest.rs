@@ -5,6 +5,7 @@
 //! the same history.
 
 use super::bayes::Bayes;
+use super::cmaes::Cmaes;
 use super::experiment::AlgorithmKind;
 use super::grid::GridSearch;
 use super::hyperband::Hyperband;
@@ -70,6 +71,7 @@ pub fn build(kind: &AlgorithmKind, space: &[Param]) -> Result<Box<dyn Algorithm>
         AlgorithmKind::Grid => Box::new(GridSearch::new(space.to_vec())?),
         AlgorithmKind::Tpe(s) => Box::new(Tpe::new(space.to_vec(), s.clone())),
         AlgorithmKind::Bayes(s) => Box::new(Bayes::new(space.to_vec(), s.clone())),
+        AlgorithmKind::Cmaes(s) => Box::new(Cmaes::new(space.to_vec(), s.clone())),
         AlgorithmKind::Hyperband(s) => Box::new(Hyperband::new(space.to_vec(), s.clone())),
         AlgorithmKind::MultivariateTpe(s) => {
             Box::new(MultivariateTpe::new(space.to_vec(), s.clone()))
