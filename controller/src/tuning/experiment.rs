@@ -126,6 +126,8 @@ pub struct Plan {
     /// The trial spec as JSON text, `${trialParameters.x}` still in it.
     pub trial_spec: String,
     pub primary: String,
+    /// `spec.earlyStopping`, checked ([`super::early`]).
+    pub early_stopping: Option<super::early::MedianStop>,
 }
 
 /// The algorithms `algorithmName` may name.
@@ -268,6 +270,7 @@ impl Experiment {
             .primary_container_name
             .clone()
             .ok_or_else(|| bad("spec.trialTemplate.primaryContainerName", "required"))?;
+        let early_stopping = super::early::parse(s.early_stopping.as_ref())?;
         let name = self
             .metadata
             .get("name")
@@ -288,6 +291,7 @@ impl Experiment {
             template: t.clone(),
             trial_spec,
             primary,
+            early_stopping,
         })
     }
 }

@@ -1,8 +1,11 @@
 //! `osprey tune run`: a Katib Experiment run on this machine, each trial the template's primary
 //! container (a batch Job's or a Pod's command, args and env) as a local process,
 //! `parallelTrialCount` at a time, metrics from its output with Katib's StdOut format, until the
-//! goal, `maxTrialCount`, `maxFailedTrialCount` or the end of the grid.
+//! goal, `maxTrialCount`, `maxFailedTrialCount` or the end of the grid. With
+//! `spec.earlyStopping` (medianstop), a running trial whose objective reports meet the rule
+//! computed from the trials succeeded so far is killed and marked `EarlyStopped`.
 
+use super::early::Rule;
 use super::experiment::{primary_container, trial_spec, Experiment, Plan};
 use super::metrics::parse_line;
 use super::space::Assignment;
@@ -12,6 +15,8 @@ use serde_json::Value;
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::task::JoinSet;
 
@@ -44,7 +49,7 @@ pub enum TuneError {
 pub struct Trial {
     pub name: String,
     pub parameter_assignments: Vec<Assignment1>,
-    /// Succeeded, Failed, MetricsUnavailable, Killed.
+    /// Succeeded, Failed, MetricsUnavailable, Killed, EarlyStopped.
     pub state: String,
     /// The objective per the objective's strategy (max for maximize, min for minimize), then
     /// the additional metrics' latest values.
@@ -90,7 +95,7 @@ fn objective_of(t: &Trial, plan: &Plan) -> Option<f64> {
 pub fn seen_of(t: &Trial, plan: &Plan) -> Seen {
     let outcome = match (t.state.as_str(), objective_of(t, plan)) {
         ("Running", _) => Outcome::Pending,
-        ("Succeeded", Some(v)) => Outcome::Value(v),
+        ("Succeeded" | "EarlyStopped", Some(v)) => Outcome::Value(v),
         _ => Outcome::Failed,
     };
     Seen {
@@ -111,15 +116,24 @@ fn better(plan: &Plan, a: f64, b: f64) -> bool {
     }
 }
 
-/// A finished trial process: its name, and its exit code with the metrics it printed (or why
-/// it could not run).
-type Finished = (String, Result<(i32, Vec<(String, f64)>), String>);
+/// A finished trial process: its name, and its exit code with the metrics it printed and
+/// whether the early stopping rule stopped it (or why it could not run).
+type Finished = (String, Result<(i32, Vec<(String, f64)>, bool), String>);
+
+/// What a trial's output is checked against: the objective and the current early stopping
+/// rule (None until enough trials succeeded).
+#[derive(Clone)]
+struct Watch {
+    metric: String,
+    rule: Arc<RwLock<Option<Rule>>>,
+}
 
 async fn run_trial(
     name: String,
     argv: Vec<String>,
     env: Vec<(String, String)>,
     quiet: bool,
+    watch: Option<Watch>,
 ) -> Finished {
     let Some((program, rest)) = argv.split_first() else {
         return (name, Err("the primary container has no command".into()));
@@ -136,6 +150,9 @@ async fn run_trial(
         Err(e) => return (name, Err(format!("starting {program}: {e}"))),
     };
     let mut readers = Vec::new();
+    let reports = Arc::new(AtomicUsize::new(0));
+    let stopped = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(tokio::sync::Notify::new());
     for stream in [
         child
             .stdout
@@ -150,25 +167,54 @@ async fn run_trial(
     .flatten()
     {
         let name = name.clone();
-        readers.push(tokio::spawn(async move {
-            let mut found = Vec::new();
+        let found = Arc::new(Mutex::new(Vec::new()));
+        let (into, watch) = (found.clone(), watch.clone());
+        let (reports, stopped, stop) = (reports.clone(), stopped.clone(), stop.clone());
+        let task = tokio::spawn(async move {
             let mut lines = BufReader::new(stream).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 if !quiet {
                     println!("[{name}] {line}");
                 }
-                found.extend(parse_line(&line));
+                let pairs = parse_line(&line);
+                if let Some(w) = &watch {
+                    for (_, v) in pairs.iter().filter(|(n, _)| *n == w.metric) {
+                        let index = reports.fetch_add(1, Ordering::SeqCst) + 1;
+                        let rule = w.rule.read().map(|r| r.clone()).unwrap_or(None);
+                        if rule.is_some_and(|r| r.stops(index, *v)) {
+                            stopped.store(true, Ordering::SeqCst);
+                            stop.notify_one();
+                        }
+                    }
+                }
+                if let Ok(mut f) = into.lock() {
+                    f.extend(pairs);
+                }
             }
-            found
-        }));
+        });
+        readers.push((task, found));
     }
-    let status = child.wait().await;
+    let status = tokio::select! {
+        s = child.wait() => s,
+        _ = stop.notified() => {
+            // Stopped early: killed, and its output read no further (a process it started
+            // may still hold the pipes).
+            let _ = child.start_kill();
+            let s = child.wait().await;
+            for (task, _) in &readers {
+                task.abort();
+            }
+            s
+        }
+    };
     let mut metrics = Vec::new();
-    for r in readers {
-        metrics.extend(r.await.unwrap_or_default());
+    for (task, found) in readers {
+        let _ = task.await;
+        metrics.extend(found.lock().map(|f| f.clone()).unwrap_or_default());
     }
+    let early = stopped.load(Ordering::SeqCst);
     match status {
-        Ok(s) => (name, Ok((s.code().unwrap_or(128), metrics))),
+        Ok(s) => (name, Ok((s.code().unwrap_or(128), metrics, early))),
         Err(e) => (name, Err(e.to_string())),
     }
 }
@@ -218,6 +264,12 @@ pub async fn run(
     );
     let mut trials: Vec<Trial> = Vec::new();
     let mut running: JoinSet<Finished> = JoinSet::new();
+    // Early stopping: the objective reports of the trials succeeded so far, and the rule.
+    let mut succeeded_reports: Vec<Vec<f64>> = Vec::new();
+    let watch = plan.early_stopping.as_ref().map(|_| Watch {
+        metric: plan.metric.clone(),
+        rule: Arc::new(RwLock::new(None)),
+    });
     let mut reason: Option<(bool, &str)> = None;
     let mut exhausted = false;
     tokio::pin!(interrupt);
@@ -287,7 +339,7 @@ pub async fn run(
                 metrics: Vec::new(),
                 message: None,
             });
-            running.spawn(run_trial(name, argv, env, args.quiet));
+            running.spawn(run_trial(name, argv, env, args.quiet, watch.clone()));
         }
         if running.is_empty() {
             break;
@@ -311,15 +363,32 @@ pub async fn run(
                 t.state = "Failed".into();
                 t.message = Some(e);
             }
-            Ok((code, found)) if code != 0 => {
+            Ok((_, found, true)) => {
+                t.state = "EarlyStopped".into();
+                t.message = Some("stopped by the medianstop rule".into());
+                t.metrics = summarise(&plan, &found);
+            }
+            Ok((code, found, false)) if code != 0 => {
                 t.state = "Failed".into();
                 t.message = Some(format!("exit code {code}"));
                 t.metrics = summarise(&plan, &found);
             }
-            Ok((_, found)) => {
+            Ok((_, found, false)) => {
                 t.metrics = summarise(&plan, &found);
                 if t.metrics.iter().any(|m| m.name == plan.metric) {
                     t.state = "Succeeded".into();
+                    if let (Some(ms), Some(w)) = (&plan.early_stopping, &watch) {
+                        succeeded_reports.push(
+                            found
+                                .iter()
+                                .filter(|(n, _)| *n == plan.metric)
+                                .map(|(_, v)| *v)
+                                .collect(),
+                        );
+                        if let Ok(mut r) = w.rule.write() {
+                            *r = ms.rule(&plan.metric, &succeeded_reports, plan.maximize);
+                        }
+                    }
                 } else {
                     t.state = "MetricsUnavailable".into();
                     t.message = Some(format!("no {}=<number> in the output", plan.metric));

@@ -18,6 +18,7 @@ pub mod ask;
 pub mod bayes;
 pub mod cmaes;
 pub mod cube;
+pub mod early;
 pub mod experiment;
 pub mod grid;
 pub mod hyperband;
@@ -38,5 +39,7 @@ mod tests;
 mod tests_algos;
 #[cfg(test)]
 mod tests_cmaes;
+#[cfg(test)]
+mod tests_early;
 #[cfg(test)]
 mod tests_hyperband;
