@@ -3,9 +3,10 @@
 //! `r_l`, brackets s = s_max..0 (s_max = ⌊log_eta(r_l / r_min)⌋, r_min the parameter's min
 //! when above 1, else 1 as in Katib) each run successive halving: rung 0 has
 //! n = ⌈(s_max + 1) · eta^s / (s + 1)⌉ random configurations at budget r_l · eta^-s; rung i
-//! keeps the best ⌊n · eta^-i⌋ of rung i - 1 (by objective, failed ones last, ties in creation
-//! order) at eta^i times that budget. Budgets are rendered as values of the parameter (rounded
-//! onto its step, inside its bounds).
+//! keeps the best ⌈n_(i-1) / eta⌉ of rung i - 1 (by objective, failed ones last, ties in
+//! creation order; Katib's rounding) at eta^i times that budget. Budgets are rendered as values
+//! of the parameter (rounded, where Katib truncates, onto its step and inside its bounds).
+//! Unlike Katib, `r_l` defaults to the parameter's max and `eta` may be fractional.
 //!
 //! Stateless: trial k's bracket, rung and place follow from k (the trials fill the rungs in
 //! creation order), and a promotion is read from the previous rung's trials. Nothing is
@@ -139,10 +140,17 @@ impl Hyperband {
             .map(|s| {
                 let n = ((f64::from(s_max + 1) * eta.powi(s)) / f64::from(s + 1) - 1e-9).ceil();
                 let r = r_l * eta.powi(-s);
+                // Each rung keeps the best ⌈previous / eta⌉ (Katib's rounding).
+                let mut size = n.max(1.0);
                 (0..=s)
-                    .map(|i| Rung {
-                        n: ((n * eta.powi(-i) + 1e-9).floor() as usize).max(1),
-                        budget: r * eta.powi(i),
+                    .map(|i| {
+                        if i > 0 {
+                            size = (size / eta - 1e-9).ceil().max(1.0);
+                        }
+                        Rung {
+                            n: size as usize,
+                            budget: r * eta.powi(i),
+                        }
                     })
                     .collect()
             })

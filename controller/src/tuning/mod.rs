@@ -8,6 +8,14 @@
 //!   no state kept between calls) and the algorithm of a plan.
 //! - [`random`], [`grid`]: the `random` and `grid` algorithms.
 //! - [`tpe`]: the `tpe` algorithm (univariate Tree-structured Parzen Estimator).
+//! - [`mtpe`]: the `multivariate-tpe` algorithm (joint Parzen estimators).
+//! - [`bayes`]: the `bayesianoptimization` algorithm (Gaussian process, EI/PI/LCB).
+//! - [`cmaes`]: the `cmaes` algorithm (CMA-ES, generations replayed from the trials).
+//! - [`hyperband`]: the `hyperband` algorithm (successive halving over a budget parameter).
+//! - [`cube`]: parameters as unit-cube coordinates and back to valid values, for the
+//!   model-based algorithms; [`numeric`]: the normal distribution, Cholesky, eigenvectors.
+//! - [`settings`]: reading `algorithmSettings` with errors naming the field.
+//! - [`early`]: `spec.earlyStopping` (Katib's `medianstop` rule).
 //! - [`experiment`]: the Experiment manifest (Katib's field names) checked into a plan; trial
 //!   specs with `${trialParameters.x}` substituted.
 //! - [`metrics`]: Katib's StdOut metrics format.

@@ -385,3 +385,113 @@ fn multivariate_tpe_settings_errors_name_the_field() {
         "{e}"
     );
 }
+
+/// An Experiment with the simple space and `algorithm`, as `osprey tune run` reads it.
+fn experiment(algorithm: serde_json::Value) -> super::experiment::Experiment {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "kubeflow.org/v1beta1",
+        "kind": "Experiment",
+        "metadata": {"name": "e"},
+        "spec": {
+            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+            "algorithm": algorithm,
+            "parameters": [
+                {"name": "epochs", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "9"}},
+                {"name": "lr", "parameterType": "double",
+                 "feasibleSpace": {"min": "0.001", "max": "0.1", "distribution": "logUniform"}},
+                {"name": "opt", "parameterType": "categorical", "feasibleSpace": {"list": ["a", "b"]}}
+            ],
+            "trialTemplate": {
+                "primaryContainerName": "main",
+                "trialSpec": {"kind": "Job", "spec": {"template": {"spec": {"containers": [
+                    {"name": "main", "command": ["true"]}]}}}}
+            }
+        }
+    }))
+    .expect("experiment")
+}
+
+#[test]
+fn every_algorithm_is_planned_built_and_suggests() {
+    use super::experiment::AlgorithmKind;
+    let cases = [
+        (
+            serde_json::json!({"algorithmName": "bayesianoptimization", "algorithmSettings": [
+            {"name": "n_initial_points", "value": "2"}]}),
+            "bayes",
+        ),
+        (
+            serde_json::json!({"algorithmName": "multivariate-tpe"}),
+            "mtpe",
+        ),
+        (
+            serde_json::json!({"algorithmName": "cmaes", "algorithmSettings": [
+            {"name": "restart_strategy", "value": "ipop"}]}),
+            "cmaes",
+        ),
+        (
+            serde_json::json!({"algorithmName": "hyperband", "algorithmSettings": [
+            {"name": "resource_name", "value": "epochs"}]}),
+            "hyperband",
+        ),
+    ];
+    for (algorithm, what) in cases {
+        let plan = experiment(algorithm).plan().expect(what);
+        let ok = match (&plan.algorithm, what) {
+            (AlgorithmKind::Bayes(s), "bayes") => s.n_initial_points == 2,
+            (AlgorithmKind::MultivariateTpe(_), "mtpe") => true,
+            (AlgorithmKind::Cmaes(s), "cmaes") => s.restart == super::cmaes::Restart::Ipop,
+            (AlgorithmKind::Hyperband(s), "hyperband") => s.r_l == 9.0 && s.eta == 3.0,
+            _ => false,
+        };
+        assert!(ok, "{what}: {:?}", plan.algorithm);
+        let algo = super::suggest::build(&plan.algorithm, &plan.space).expect(what);
+        let mut trials: Vec<Seen> = Vec::new();
+        for _ in 0..4 {
+            for a in algo.suggest(&trials, 2, false) {
+                for (prm, (_, v)) in plan.space.iter().zip(&a) {
+                    assert!(valid(prm, v), "{what}: {v}");
+                }
+                trials.push(Seen {
+                    assignment: a,
+                    outcome: Outcome::Value(trials.len() as f64),
+                });
+            }
+        }
+        assert!(trials.len() >= 4, "{what}: {}", trials.len());
+    }
+    // Errors name the field; the unknown algorithm lists the supported ones.
+    let e = experiment(serde_json::json!({"algorithmName": "sobol"}))
+        .plan()
+        .expect_err("sobol")
+        .to_string();
+    assert!(
+        e.contains("spec.algorithm.algorithmName")
+            && e.contains(
+                "random, grid, tpe, multivariate-tpe, bayesianoptimization, cmaes, hyperband"
+            ),
+        "{e}"
+    );
+    let e = experiment(
+        serde_json::json!({"algorithmName": "hyperband", "algorithmSettings": [
+        {"name": "eta", "value": "3"}, {"name": "resource_name", "value": "lr2"}]}),
+    )
+    .plan()
+    .expect_err("lr2")
+    .to_string();
+    assert!(
+        e.starts_with("spec.algorithm.algorithmSettings[1].value: resource_name \"lr2\""),
+        "{e}"
+    );
+    let e = experiment(
+        serde_json::json!({"algorithmName": "bayesianoptimization", "algorithmSettings": [
+        {"name": "base_estimator", "value": "GBRT"}]}),
+    )
+    .plan()
+    .expect_err("GBRT")
+    .to_string();
+    assert!(
+        e.starts_with("spec.algorithm.algorithmSettings[0].value: base_estimator \"GBRT\""),
+        "{e}"
+    );
+}

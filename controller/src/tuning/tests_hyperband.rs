@@ -37,7 +37,7 @@ fn hyperband_brackets_have_katib_sizes_and_budgets() {
         .collect();
     let want = vec![
         vec![(27, 1.0), (9, 3.0), (3, 9.0), (1, 27.0)],
-        vec![(12, 3.0), (4, 9.0), (1, 27.0)],
+        vec![(12, 3.0), (4, 9.0), (2, 27.0)],
         vec![(6, 9.0), (2, 27.0)],
         vec![(4, 27.0)],
     ];
@@ -102,7 +102,7 @@ fn hyperband_promotes_the_best_waits_for_rungs_and_ends() {
         // Promoted ones partly pending: rung 2 waits; the next bracket does not start early.
         trials.extend(pending(&promoted));
         assert!(h.suggest(&trials, 3, maximize).is_empty());
-        // Run everything to the end: 27+9+3+1 + 12+4+1 + 6+2 + 4 = 69 trials.
+        // Run everything to the end: 27+9+3+1 + 12+4+2 + 6+2 + 4 = 70 trials.
         let mut all: Vec<Seen> = Vec::new();
         loop {
             let got = h.suggest(&all, 5, maximize);
@@ -117,14 +117,14 @@ fn hyperband_promotes_the_best_waits_for_rungs_and_ends() {
                 });
             }
         }
-        assert_eq!(all.len(), 69);
+        assert_eq!(all.len(), 70);
         assert_eq!(value(&all[39].assignment, "epochs"), 27.0);
         assert_eq!(
             value(&all[40].assignment, "epochs"),
             3.0,
             "bracket 2 starts at 3"
         );
-        assert_eq!(value(&all[68].assignment, "epochs"), 27.0);
+        assert_eq!(value(&all[69].assignment, "epochs"), 27.0);
         // The single survivor of bracket 1 is its best configuration.
         let best_x = all[..27]
             .iter()
@@ -144,7 +144,7 @@ fn hyperband_emits_valid_new_values_and_repeats_per_seed() {
         )
     };
     let a = drive(&make("1"), 12, 3);
-    assert_eq!(a.len(), 22, "s_max 2 over n in [2, 20]: 9+3+1 + 5+1 + 3");
+    assert_eq!(a.len(), 23, "s_max 2 over n in [2, 20]: 9+3+1 + 5+2 + 3");
     assert_eq!(a, drive(&make("1"), 12, 3));
     assert_ne!(a, drive(&make("2"), 12, 3));
 }
