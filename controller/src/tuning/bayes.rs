@@ -162,14 +162,6 @@ impl<'a> Gp<'a> {
         })
     }
 
-    /// The log marginal likelihood of `ys`.
-    fn lml(&self, ys: &[f64]) -> f64 {
-        let n = self.xs.len();
-        let fit: f64 = ys.iter().zip(&self.alpha).map(|(y, a)| y * a).sum();
-        let logdet: f64 = (0..n).map(|i| self.l[i * n + i].ln()).sum();
-        -0.5 * fit - logdet - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln()
-    }
-
     /// Posterior mean and standard deviation at `x`.
     fn predict(&self, x: &[f64]) -> (f64, f64) {
         let n = self.xs.len();
@@ -199,9 +191,24 @@ impl Bayes {
     /// over a grid, then each parameter's scale halved or doubled while that helps.
     fn fit(&self, xs: &[Vec<f64>], ys: &[f64]) -> Option<Hyper> {
         let g = self.params.len();
+        let n = xs.len();
+        // Squared distances per parameter of every pair, computed once for all the trials.
+        let mut sq = Vec::with_capacity(n * n);
+        for a in xs {
+            for b in xs {
+                sq.push(sq_by_group(a, b, &self.groups, g));
+            }
+        }
         let score = |h: &Hyper| {
-            Gp::new(xs.to_vec(), ys, h, &self.groups)
-                .map(|gp| gp.lml(ys))
+            let mut k: Vec<f64> = sq.iter().map(|d| matern52(d, &h.scales)).collect();
+            for i in 0..n {
+                k[i * n + i] += h.noise + 1e-8;
+            }
+            let l = cholesky(&k, n)?;
+            let alpha = solve_upper_t(&l, n, &solve_lower(&l, n, ys));
+            let fit: f64 = ys.iter().zip(&alpha).map(|(y, a)| y * a).sum();
+            let logdet: f64 = (0..n).map(|i| l[i * n + i].ln()).sum();
+            Some(-0.5 * fit - logdet - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln())
                 .filter(|v| v.is_finite())
         };
         let mut best: Option<(f64, Hyper)> = None;
@@ -343,7 +350,8 @@ impl Algorithm for Bayes {
             .take(3)
             .filter_map(|i| values.get(*i).map(|t| t.assignment.clone()))
             .collect();
-        let hyper = if ys.len() >= 2 {
+        let model_due = trials.len() + n > self.settings.n_initial_points;
+        let hyper = if ys.len() >= 2 && model_due {
             self.fit(&xs, &ys)
         } else {
             None
