@@ -151,16 +151,24 @@ async fn tune_run_stops_a_trial_below_the_median() {
     assert!(exp.plan().expect("plan").early_stopping.is_some());
     let path = dir.path().join("es.yaml");
     std::fs::write(&path, serde_yaml::to_string(&exp).expect("yaml")).expect("write");
-    let report = run(
-        TuneRunArgs {
-            experiment: path,
-            output: Some(dir.path().join("trials.json")),
-            quiet: true,
-        },
-        std::future::pending::<()>(),
-    )
-    .await
-    .expect("run");
+    // Through the command line, as `osprey tune run` gets them (other flags keep defaults).
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: TuneRunArgs,
+    }
+    let out = dir.path().join("trials.json");
+    let cli = <Cli as clap::Parser>::try_parse_from([
+        "tune".as_ref(),
+        path.as_os_str(),
+        "--output".as_ref(),
+        out.as_os_str(),
+        "--quiet".as_ref(),
+    ])
+    .expect("flags");
+    let report = run(cli.args, std::future::pending::<()>())
+        .await
+        .expect("run");
     let states: Vec<(&str, &str)> = report
         .trials
         .iter()
