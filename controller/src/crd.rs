@@ -333,3 +333,11 @@ spec:
         }
     }
 }
+
+/// An object of any shape, kept as given (`x-kubernetes-preserve-unknown-fields`).
+pub fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}

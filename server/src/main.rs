@@ -216,6 +216,20 @@ fn main() {
             command: TuneCommand::Run(args),
         } => tune_run(args),
         Command::Tune {
+            command: TuneCommand::Collect(args),
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            match rt.block_on(osprey_controller::tuning::collect::run(&args)) {
+                Ok(code) => std::process::exit(code),
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(1)
+                }
+            }
+        }
+        Command::Tune {
             command: TuneCommand::Suggest(args),
         } => match osprey_controller::tuning::ask::suggest(&args) {
             Ok(lines) => {

@@ -177,14 +177,16 @@ async fn run_trial(
 pub fn read_plan(path: &std::path::Path) -> Result<Plan, TuneError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| TuneError::Io(format!("{}: {e}", path.display())))?;
-    let exp: Experiment = serde_yaml::from_str(&text)
+    let doc: Value = serde_yaml::from_str(&text)
         .map_err(|e| TuneError::Invalid(format!("{}: {e}", path.display())))?;
-    if exp.kind != "Experiment" {
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+    if kind != "Experiment" {
         return Err(TuneError::Invalid(format!(
-            "kind: expected Experiment, got {:?}",
-            exp.kind
+            "kind: expected Experiment, got {kind:?}"
         )));
     }
+    let exp: Experiment = serde_json::from_value(doc)
+        .map_err(|e| TuneError::Invalid(format!("{}: {e}", path.display())))?;
     exp.plan().map_err(|e| TuneError::Invalid(e.to_string()))
 }
 

@@ -10,11 +10,18 @@
 //! - [`tpe`]: the `tpe` algorithm (univariate Tree-structured Parzen Estimator).
 //! - [`experiment`]: the Experiment manifest (Katib's field names) checked into a plan; trial
 //!   specs with `${trialParameters.x}` substituted.
+//! - [`status`]: what Katib reports (conditions, counts, optimal trial, observations).
+//! - [`trial`]: the Trial resource.
 //! - [`metrics`]: Katib's StdOut metrics format.
+//! - [`collector`]: `metricsCollectorSpec` checked (StdOut, File TEXT/JSON, custom filters).
 //! - [`local`]: `osprey tune run` (trials as local processes).
+//! - [`collect`]: `osprey tune collect`, the metrics collector wrapping a trial's command in
+//!   its pod (observation and early stopping through the termination message).
 //! - [`ask`]: `osprey tune suggest` (the next assignments for given trials).
 
 pub mod ask;
+pub mod collect;
+pub mod collector;
 pub mod experiment;
 pub mod grid;
 pub mod local;
@@ -22,8 +29,10 @@ pub mod metrics;
 pub mod random;
 pub mod rng;
 pub mod space;
+pub mod status;
 pub mod suggest;
 pub mod tpe;
+pub mod trial;
 
 #[cfg(test)]
 mod tests;
