@@ -405,3 +405,28 @@ pub fn primary_container<'v>(spec: &'v Value, name: &str) -> Result<&'v Value, S
             )
         })
 }
+
+/// The container named `name` in any pod template of a trial spec (a Job's, a Pod's, each
+/// replica's of a PyTorchJob...).
+pub fn primary_container_of<'v>(spec: &'v Value, name: &str) -> Result<&'v Value, String> {
+    fn find<'v>(v: &'v Value, name: &str) -> Option<&'v Value> {
+        match v {
+            Value::Object(o) => {
+                if let Some(c) = o
+                    .get("containers")
+                    .and_then(Value::as_array)
+                    .and_then(|cs| {
+                        cs.iter()
+                            .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+                    })
+                {
+                    return Some(c);
+                }
+                o.values().find_map(|x| find(x, name))
+            }
+            Value::Array(a) => a.iter().find_map(|x| find(x, name)),
+            _ => None,
+        }
+    }
+    find(spec, name).ok_or_else(|| format!("no container {name:?} in the trial spec"))
+}

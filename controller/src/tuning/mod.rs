@@ -17,6 +17,7 @@
 //! - [`local`]: `osprey tune run` (trials as local processes).
 //! - [`collect`]: `osprey tune collect`, the metrics collector wrapping a trial's command in
 //!   its pod (observation and early stopping through the termination message).
+//! - [`kube`]: the Experiment and Trial controllers (Kubernetes).
 //! - [`ask`]: `osprey tune suggest` (the next assignments for given trials).
 
 pub mod ask;
@@ -24,6 +25,7 @@ pub mod collect;
 pub mod collector;
 pub mod experiment;
 pub mod grid;
+pub mod kube;
 pub mod local;
 pub mod metrics;
 pub mod random;

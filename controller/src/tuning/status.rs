@@ -86,19 +86,19 @@ pub struct ExperimentStatus {
     pub conditions: Vec<KatibCondition>,
     #[serde(default)]
     pub current_optimal_trial: OptimalTrial,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub running_trial_list: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub pending_trial_list: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub failed_trial_list: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub succeeded_trial_list: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub killed_trial_list: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub early_stopped_trial_list: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub metrics_unavailable_trial_list: Vec<String>,
     #[serde(default)]
     pub trials: i32,
