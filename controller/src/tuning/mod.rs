@@ -13,6 +13,8 @@
 //! - [`metrics`]: Katib's StdOut metrics format.
 //! - [`local`]: `osprey tune run` (trials as local processes).
 //! - [`ask`]: `osprey tune suggest` (the next assignments for given trials).
+//! - [`report`]: `osprey tune run`'s progress lines, and its CSV and HTML reports (`--csv`,
+//!   `--plot`).
 
 pub mod ask;
 pub mod experiment;
@@ -20,6 +22,7 @@ pub mod grid;
 pub mod local;
 pub mod metrics;
 pub mod random;
+pub mod report;
 pub mod rng;
 pub mod space;
 pub mod suggest;
