@@ -243,8 +243,16 @@ fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
 /// How an axis places values on [0, 1].
 #[derive(Debug, Clone)]
 enum Scale {
-    Linear { lo: f64, hi: f64 },
-    Log { lo: f64, hi: f64 },
+    /// `int`: ticks at whole numbers only.
+    Linear {
+        lo: f64,
+        hi: f64,
+        int: bool,
+    },
+    Log {
+        lo: f64,
+        hi: f64,
+    },
     Categories(Vec<String>),
 }
 
@@ -252,7 +260,7 @@ impl Scale {
     /// The position of a value, 0 at the bottom (or left), 1 at the top.
     fn pos(&self, v: &str) -> Option<f64> {
         match self {
-            Scale::Linear { lo, hi } => {
+            Scale::Linear { lo, hi, .. } => {
                 let x: f64 = v.trim().parse().ok()?;
                 Some(if hi > lo {
                     ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
@@ -285,8 +293,9 @@ impl Scale {
     /// Tick positions and labels.
     fn ticks(&self) -> Vec<(f64, String)> {
         match self {
-            Scale::Linear { lo, hi } => nice_ticks(*lo, *hi, 5)
+            Scale::Linear { lo, hi, int } => nice_ticks(*lo, *hi, 5)
                 .into_iter()
+                .filter(|t| !int || t.fract() == 0.0)
                 .filter_map(|t| Some((self.pos(&t.to_string())?, short(t, 4))))
                 .collect(),
             Scale::Log { lo, hi } => {
@@ -334,14 +343,18 @@ fn parameter_scale(plan: &Plan, name: &str, trials: &[Trial]) -> Scale {
             if matches!(dist, Distribution::LogUniform | Distribution::LogNormal) {
                 Scale::Log { lo, hi }
             } else {
-                Scale::Linear { lo, hi }
+                Scale::Linear { lo, hi, int: true }
             }
         }
         Some(Domain::Double { min, max, dist, .. }) => {
             if matches!(dist, Distribution::LogUniform | Distribution::LogNormal) {
                 Scale::Log { lo: *min, hi: *max }
             } else {
-                Scale::Linear { lo: *min, hi: *max }
+                Scale::Linear {
+                    lo: *min,
+                    hi: *max,
+                    int: false,
+                }
             }
         }
         Some(Domain::List(values)) => Scale::Categories(values.clone()),
@@ -435,7 +448,7 @@ const H: f64 = 360.0;
 /// The objective per trial: points by state (no objective: a cross at the bottom), and the
 /// best so far as a step line.
 fn objective_svg(plan: &Plan, trials: &[Trial]) -> String {
-    let (left, right, top, bottom) = (70.0, 20.0, 20.0, 50.0);
+    let (left, right, top, bottom) = (70.0, 20.0, 34.0, 50.0);
     let (pw, ph) = (W - left - right, H - top - bottom);
     let values: Vec<f64> = trials.iter().filter_map(|t| objective(t, plan)).collect();
     let (lo, hi) = objective_range(&values);
@@ -540,10 +553,10 @@ fn objective_svg(plan: &Plan, trials: &[Trial]) -> String {
         let _ = write!(
             s,
             r#"<circle cx="{x:.1}" cy="{}" r="4" fill="{}"/><text x="{:.1}" y="{}" class="tick">{}</text>"#,
-            top + 10.0,
+            12.0,
             state_colour(st),
             x + 8.0,
-            top + 14.0,
+            16.0,
             esc(st)
         );
         x += 16.0 + 7.0 * st.len() as f64;
@@ -552,10 +565,10 @@ fn objective_svg(plan: &Plan, trials: &[Trial]) -> String {
         s,
         r##"<line x1="{x:.1}" x2="{:.1}" y1="{}" y2="{}" stroke="#222" stroke-width="1.5"/><text x="{:.1}" y="{}" class="tick">best so far</text>"##,
         x + 18.0,
-        top + 10.0,
-        top + 10.0,
+        12.0,
+        12.0,
         x + 24.0,
-        top + 14.0
+        16.0
     );
     s.push_str("</svg>");
     s
@@ -571,7 +584,7 @@ fn parallel_svg(plan: &Plan, trials: &[Trial], best: Option<&str>) -> String {
         .collect();
     let values: Vec<f64> = trials.iter().filter_map(|t| objective(t, plan)).collect();
     let (lo, hi) = objective_range(&values);
-    axes.push((plan.metric.clone(), Scale::Linear { lo, hi }));
+    axes.push((plan.metric.clone(), Scale::Linear { lo, hi, int: false }));
     let (left, right, top, bottom) = (60.0, 60.0, 40.0, 30.0);
     let (pw, ph) = (W - left - right, H - top - bottom);
     let k = axes.len();
