@@ -50,9 +50,13 @@ Flags:
   --out FILE            the markdown table (default tune-benchmark.md)
   --raw FILE            the raw results JSON (default: --out with .json)
 
-The default run (3 problems x 6 methods x 20 seeds x 50 trials; hyperband only on gbm) takes
-about 25-30 minutes of CPU on a 2-core machine, most of it gbm's fitting; --jobs 2 halves the
-wall time when the cores are free.
+Cost: gbm dominates. One evaluation is 0.06-0.45 s of fitting (0.2 s for a random point,
+0.3-0.4 s for the larger models the model-based methods settle on); one `osprey tune suggest`
+call is 15-20 ms (a process start). The default run (3 problems x 6 methods x 20 seeds x 50
+trials; hyperband only on gbm) is estimated at about 30 minutes of CPU on a 2-core machine, so
+about 15 minutes of wall time with --jobs 2 when the cores are free (more when other work shares
+them: a 3-seed run of random,tpe, 36 runs, took 451 CPU-s and 237 s wall with --jobs 2 at a load
+of about 3).
 """
 
 import argparse
@@ -64,6 +68,10 @@ import sys
 import tempfile
 import time
 from multiprocessing import Pool
+
+# One thread per worker: --jobs processes, not threads inside them, share the cores.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "examples", "tuning"))
