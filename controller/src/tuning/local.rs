@@ -27,6 +27,14 @@ pub struct TuneRunArgs {
     /// Do not echo the trials' output.
     #[arg(long, default_value_t = false)]
     pub quiet: bool,
+    /// Also write the trials as CSV to FILE: one row per trial (name, state, each parameter,
+    /// each metric, message).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Also write a self-contained HTML page to FILE: the objective per trial with the best so
+    /// far, and the parameters and objective in parallel coordinates.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
 }
 
 /// What stops `osprey tune run` before any trial runs.
@@ -328,21 +336,8 @@ pub async fn run(
                 }
             }
         }
-        let shown: Vec<String> = t
-            .metrics
-            .iter()
-            .map(|m| format!("{}={}", m.name, m.value))
-            .collect();
-        println!(
-            "[osprey] {name}: {} {}{}",
-            t.state,
-            shown.join(" "),
-            t.message
-                .as_ref()
-                .map(|m| format!(" ({m})"))
-                .unwrap_or_default()
-        );
         let value = objective_of(t, &plan);
+        println!("{}", super::report::progress_line(&plan, &trials, &name));
         if reason.is_none() {
             if let (Some(goal), Some(v)) = (plan.goal, value) {
                 if (plan.maximize && v >= goal) || (!plan.maximize && v <= goal) {
@@ -417,6 +412,7 @@ pub async fn run(
         );
     }
     println!("Trials: {}", out.display());
+    super::report::write_files(&plan, &report, args.csv.as_deref(), args.plot.as_deref())?;
     Ok(report)
 }
 

@@ -19,6 +19,8 @@
 //!   its pod (observation and early stopping through the termination message).
 //! - [`kube`]: the Experiment and Trial controllers (Kubernetes).
 //! - [`ask`]: `osprey tune suggest` (the next assignments for given trials).
+//! - [`report`]: `osprey tune run`'s progress lines, and its CSV and HTML reports (`--csv`,
+//!   `--plot`).
 
 pub mod ask;
 pub mod collect;
@@ -29,6 +31,7 @@ pub mod kube;
 pub mod local;
 pub mod metrics;
 pub mod random;
+pub mod report;
 pub mod rng;
 pub mod space;
 pub mod status;
