@@ -53,3 +53,21 @@ then
   .venv-kfp/bin/pip install -q --disable-pip-version-check "${KFP_VENV_PACKAGES[@]}"
 fi
 echo "setup: ${KFP_VENV_PACKAGES[*]} in .venv-kfp"
+
+# Kubeflow Katib SDK for the tuning end-to-end test (scripts/k8s/tests/test_e2e_tuning.py runs
+# scripts/k8s/tests/katib_sdk_client.py with it), in its own environment (.venv-katib):
+# kubeflow-katib 0.19.0 pins kubeflow-training==1.9.0 (.venv has 1.9.4) and its protobuf conflicts
+# with kfp's. kubernetes is pinned below 37, whose pydantic-checked client refuses the SDK's own
+# V1beta1Experiment objects in create_experiment. Skipped when the pins are already there.
+KATIB_VENV_PACKAGES=(kubeflow-katib==0.19.0 kubernetes==33.1.0)
+if ! .venv-katib/bin/python - "${KATIB_VENV_PACKAGES[@]}" 2>/dev/null <<'EOF'
+import importlib.metadata as m, sys
+sys.exit(any(m.version(name) != version for name, version in (a.split("==") for a in sys.argv[1:])))
+EOF
+then
+  if [ ! -x .venv-katib/bin/python ]; then
+    "$PYTHON" -m venv .venv-katib
+  fi
+  .venv-katib/bin/pip install -q --disable-pip-version-check "${KATIB_VENV_PACKAGES[@]}"
+fi
+echo "setup: ${KATIB_VENV_PACKAGES[*]} in .venv-katib"

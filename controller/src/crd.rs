@@ -255,6 +255,14 @@ pub struct InferenceServiceStatus {
     pub observed_generation: Option<i64>,
 }
 
+/// An object of any shape, kept as given (`x-kubernetes-preserve-unknown-fields`).
+pub fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

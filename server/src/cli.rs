@@ -104,6 +104,11 @@ pub enum TuneCommand {
     /// without running anything. Nothing printed: the search has ended. Exit code 2 when the
     /// manifest or the trials file was refused.
     Suggest(osprey_controller::tuning::ask::TuneSuggestArgs),
+    /// Inside a Trial's pod: run the trial's command (after `--`) with its output passed
+    /// through, collect its metrics (output or `--file`), stop it when an early-stopping rule
+    /// is met, and write the observation as JSON to the termination message file. Exit code:
+    /// the command's (0 when stopped early), 1 when the collector itself failed.
+    Collect(osprey_controller::tuning::collect::CollectArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -75,6 +75,20 @@ fn train_run(args: osprey_controller::training::local::TrainRunArgs) -> anyhow::
     }
 }
 
+/// `osprey tune collect`: exits with the trial command's code (1 when the collector failed).
+fn tune_collect(args: osprey_controller::tuning::collect::CollectArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match rt.block_on(osprey_controller::tuning::collect::run(&args)) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1)
+        }
+    }
+}
+
 /// `osprey tune run`: exits with the experiment's outcome.
 fn tune_run(args: osprey_controller::tuning::local::TuneRunArgs) -> anyhow::Result<()> {
     use osprey_controller::tuning::local::TuneError;
@@ -215,6 +229,9 @@ fn main() {
         Command::Tune {
             command: TuneCommand::Run(args),
         } => tune_run(args),
+        Command::Tune {
+            command: TuneCommand::Collect(args),
+        } => tune_collect(args),
         Command::Tune {
             command: TuneCommand::Suggest(args),
         } => match osprey_controller::tuning::ask::suggest(&args) {

@@ -2,23 +2,27 @@
 //! names, and what `osprey tune run` reads of it, checked with errors naming the field.
 
 use super::space::{check, Param, ParameterSpec, SpaceError};
+use super::status::ExperimentStatus;
+use crate::crd::free_form_object;
+use kube::CustomResource;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Experiment {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: Value,
-    #[serde(default)]
-    pub spec: ExperimentSpec,
-}
-
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+/// A Katib Experiment: an objective, a search algorithm, a search space and a trial template.
+/// `osprey tune run` reads its manifest; Osprey's controller runs it on Kubernetes.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "kubeflow.org",
+    version = "v1beta1",
+    kind = "Experiment",
+    namespaced,
+    status = "ExperimentStatus",
+    doc = "A Katib hyperparameter tuning Experiment, run by Osprey's controller.",
+    printcolumn = r#"{"name":"Type","type":"string","jsonPath":".status.conditions[-1:].type"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[-1:].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentSpec {
     #[serde(default)]
@@ -35,13 +39,21 @@ pub struct ExperimentSpec {
     pub parameters: Vec<ParameterSpec>,
     #[serde(default)]
     pub trial_template: TrialTemplate,
-    #[serde(default)]
+    /// Katib's `metricsCollectorSpec`: `collector.kind` StdOut (default) or File, `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
     pub metrics_collector_spec: Option<Value>,
-    #[serde(default)]
+    /// `{algorithmName: medianstop, algorithmSettings: [{name, value}]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
     pub early_stopping: Option<Value>,
+    /// `Never` (default), `LongRunning`, `FromVolume`: accepted; a finished Experiment is not
+    /// restarted (raise maxTrialCount on a running one instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_policy: Option<String>,
 }
 
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Objective {
     /// `maximize` or `minimize`.
@@ -53,9 +65,20 @@ pub struct Objective {
     pub objective_metric_name: String,
     #[serde(default)]
     pub additional_metric_names: Vec<String>,
+    /// Per metric, which value of a trial counts: `min`, `max` or `latest` (default: the
+    /// objective's best by its type, the others latest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metric_strategies: Vec<MetricStrategy>,
 }
 
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct MetricStrategy {
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Algorithm {
     #[serde(default)]
@@ -64,25 +87,54 @@ pub struct Algorithm {
     pub algorithm_settings: Vec<Setting>,
 }
 
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct Setting {
     pub name: String,
     #[serde(default)]
     pub value: String,
 }
 
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrialTemplate {
     #[serde(default)]
     pub primary_container_name: Option<String>,
     #[serde(default)]
     pub trial_parameters: Vec<TrialParameter>,
-    #[serde(default)]
+    /// The resource each trial runs, with `${trialParameters.x}` where values go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
     pub trial_spec: Option<Value>,
+    /// Or the template from a ConfigMap key (Kubernetes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapSource>,
+    /// Keep each trial's resource once it finishes (default: deleted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retain: bool,
+    /// Labels of the pod whose metrics count (e.g. `training.kubeflow.org/job-role: master`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub primary_pod_labels: std::collections::BTreeMap<String, String>,
+    /// GJSON path over the trial's resource that means success (default per kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_condition: Option<String>,
+    /// GJSON path that means failure (default per kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_condition: Option<String>,
 }
 
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+/// Where a trial template is kept in a ConfigMap.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapSource {
+    #[serde(default)]
+    pub config_map_name: String,
+    #[serde(default)]
+    pub config_map_namespace: Option<String>,
+    #[serde(default)]
+    pub template_path: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct TrialParameter {
     pub name: String,
     #[serde(default)]
@@ -152,7 +204,15 @@ fn count(v: Option<i64>, field: &str, default: Option<usize>) -> Result<Option<u
 impl Experiment {
     /// Checks the experiment; every error names its field.
     pub fn plan(&self) -> Result<Plan, SpaceError> {
-        let s = &self.spec;
+        let name = self.metadata.name.as_deref().unwrap_or("experiment");
+        self.spec.plan(name)
+    }
+}
+
+impl ExperimentSpec {
+    /// Checks the experiment named `name`; every error names its field.
+    pub fn plan(&self, name: &str) -> Result<Plan, SpaceError> {
+        let s = self;
         let maximize = match s.objective.type_.as_str() {
             "maximize" => true,
             "minimize" => false,
@@ -271,14 +331,8 @@ impl Experiment {
             .clone()
             .ok_or_else(|| bad("spec.trialTemplate.primaryContainerName", "required"))?;
         let early_stopping = super::early::parse(s.early_stopping.as_ref())?;
-        let name = self
-            .metadata
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("experiment")
-            .to_string();
         Ok(Plan {
-            name,
+            name: name.to_string(),
             maximize,
             goal: s.objective.goal,
             metric: s.objective.objective_metric_name.clone(),
@@ -336,4 +390,29 @@ pub fn primary_container<'v>(spec: &'v Value, name: &str) -> Result<&'v Value, S
                 "spec.trialTemplate.primaryContainerName: no container {name:?} in the trial spec"
             )
         })
+}
+
+/// The container named `name` in any pod template of a trial spec (a Job's, a Pod's, each
+/// replica's of a PyTorchJob...).
+pub fn primary_container_of<'v>(spec: &'v Value, name: &str) -> Result<&'v Value, String> {
+    fn find<'v>(v: &'v Value, name: &str) -> Option<&'v Value> {
+        match v {
+            Value::Object(o) => {
+                if let Some(c) = o
+                    .get("containers")
+                    .and_then(Value::as_array)
+                    .and_then(|cs| {
+                        cs.iter()
+                            .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+                    })
+                {
+                    return Some(c);
+                }
+                o.values().find_map(|x| find(x, name))
+            }
+            Value::Array(a) => a.iter().find_map(|x| find(x, name)),
+            _ => None,
+        }
+    }
+    find(spec, name).ok_or_else(|| format!("no container {name:?} in the trial spec"))
 }

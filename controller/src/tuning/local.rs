@@ -32,6 +32,14 @@ pub struct TuneRunArgs {
     /// Do not echo the trials' output.
     #[arg(long, default_value_t = false)]
     pub quiet: bool,
+    /// Also write the trials as CSV to FILE: one row per trial (name, state, each parameter,
+    /// each metric, message).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Also write a self-contained HTML page to FILE: the objective per trial with the best so
+    /// far, and the parameters and objective in parallel coordinates.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
 }
 
 /// What stops `osprey tune run` before any trial runs.
@@ -223,14 +231,16 @@ async fn run_trial(
 pub fn read_plan(path: &std::path::Path) -> Result<Plan, TuneError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| TuneError::Io(format!("{}: {e}", path.display())))?;
-    let exp: Experiment = serde_yaml::from_str(&text)
+    let doc: Value = serde_yaml::from_str(&text)
         .map_err(|e| TuneError::Invalid(format!("{}: {e}", path.display())))?;
-    if exp.kind != "Experiment" {
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+    if kind != "Experiment" {
         return Err(TuneError::Invalid(format!(
-            "kind: expected Experiment, got {:?}",
-            exp.kind
+            "kind: expected Experiment, got {kind:?}"
         )));
     }
+    let exp: Experiment = serde_json::from_value(doc)
+        .map_err(|e| TuneError::Invalid(format!("{}: {e}", path.display())))?;
     exp.plan().map_err(|e| TuneError::Invalid(e.to_string()))
 }
 
@@ -395,21 +405,8 @@ pub async fn run(
                 }
             }
         }
-        let shown: Vec<String> = t
-            .metrics
-            .iter()
-            .map(|m| format!("{}={}", m.name, m.value))
-            .collect();
-        println!(
-            "[osprey] {name}: {} {}{}",
-            t.state,
-            shown.join(" "),
-            t.message
-                .as_ref()
-                .map(|m| format!(" ({m})"))
-                .unwrap_or_default()
-        );
         let value = objective_of(t, &plan);
+        println!("{}", super::report::progress_line(&plan, &trials, &name));
         if reason.is_none() {
             if let (Some(goal), Some(v)) = (plan.goal, value) {
                 if (plan.maximize && v >= goal) || (!plan.maximize && v <= goal) {
@@ -484,6 +481,7 @@ pub async fn run(
         );
     }
     println!("Trials: {}", out.display());
+    super::report::write_files(&plan, &report, args.csv.as_deref(), args.plot.as_deref())?;
     Ok(report)
 }
 

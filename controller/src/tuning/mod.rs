@@ -18,28 +18,42 @@
 //! - [`early`]: `spec.earlyStopping` (Katib's `medianstop` rule).
 //! - [`experiment`]: the Experiment manifest (Katib's field names) checked into a plan; trial
 //!   specs with `${trialParameters.x}` substituted.
+//! - [`status`]: what Katib reports (conditions, counts, optimal trial, observations).
+//! - [`trial`]: the Trial resource.
 //! - [`metrics`]: Katib's StdOut metrics format.
+//! - [`collector`]: `metricsCollectorSpec` checked (StdOut, File TEXT/JSON, custom filters).
 //! - [`local`]: `osprey tune run` (trials as local processes).
+//! - [`collect`]: `osprey tune collect`, the metrics collector wrapping a trial's command in
+//!   its pod (observation and early stopping through the termination message).
+//! - [`kube`]: the Experiment and Trial controllers (Kubernetes).
 //! - [`ask`]: `osprey tune suggest` (the next assignments for given trials).
+//! - [`report`]: `osprey tune run`'s progress lines, and its CSV and HTML reports (`--csv`,
+//!   `--plot`).
 
 pub mod ask;
 pub mod bayes;
 pub mod cmaes;
+pub mod collect;
+pub mod collector;
 pub mod cube;
 pub mod early;
 pub mod experiment;
 pub mod grid;
 pub mod hyperband;
+pub mod kube;
 pub mod local;
 pub mod metrics;
 pub mod mtpe;
 pub mod numeric;
 pub mod random;
+pub mod report;
 pub mod rng;
 pub mod settings;
 pub mod space;
+pub mod status;
 pub mod suggest;
 pub mod tpe;
+pub mod trial;
 
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@ use super::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 /// One parameter as written in an Experiment.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ParameterSpec {
     pub name: String,
@@ -17,7 +17,7 @@ pub struct ParameterSpec {
 }
 
 /// Katib's `feasibleSpace` (numbers as strings).
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FeasibleSpace {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,7 +9,7 @@
 //! field: Kubernetes 1.20 (the test cluster) has no CEL validation rules, and kubectl 1.20
 //! refuses a CRD that carries them.
 
-use crate::crd::Condition;
+use crate::crd::{free_form_object, Condition};
 use crate::error::SpecError;
 use crate::pipeline::executor::TaskOutputs;
 use crate::pipeline::spec::{self, PipelineSpec};
@@ -91,14 +91,6 @@ fn default_true() -> bool {
 
 fn is_false(b: &bool) -> bool {
     !*b
-}
-
-/// An object of any shape, kept as given (`x-kubernetes-preserve-unknown-fields`).
-fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "type": "object",
-        "x-kubernetes-preserve-unknown-fields": true
-    })
 }
 
 /// A run state or task state: a plain string enum (the generated schema of an enum with a

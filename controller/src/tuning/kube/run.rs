@@ -1,0 +1,108 @@
+//! The Experiment and Trial controllers: Experiments watched with the Trials they own, Trials
+//! with the pods of their runs (labelled with the trial); both run when their CRDs are served.
+
+use super::experiment::{self, Context as ExperimentContext};
+use super::trial::{self, Context as TrialContext};
+use crate::error::Error;
+use crate::training::run::served;
+use crate::tuning::experiment::{Experiment, Plan};
+use crate::tuning::trial::{EarlyStoppingRule, Trial, TRIAL_LABEL};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{watcher, Controller};
+use kube::{Api, Client};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The medianstop rules for new trials of `exp` (from the succeeded trials' first-reports
+/// averages), and how many first reports each trial must average.
+pub fn early_stopping_rules(
+    _exp: &Experiment,
+    _plan: &Plan,
+    _averages: &[f64],
+) -> (Vec<EarlyStoppingRule>, Option<usize>) {
+    // MERGE: medianstop from tuning::early once it lands.
+    (Vec::new(), None)
+}
+
+fn on_error<K>(_: Arc<K>, e: &Error, _: Arc<impl Send + Sync>) -> Action {
+    tracing::warn!(error = %e, "tuning reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+fn count(kind: &'static str) -> impl Fn(bool) {
+    move |ok| {
+        let result = if ok { "ok" } else { "error" };
+        metrics::counter!("osprey_controller_reconcile_total", "result" => result, "kind" => kind)
+            .increment(1);
+    }
+}
+
+/// Runs both controllers until `shutdown`; returns at once when the CRDs are not installed.
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    image: String,
+    shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
+) {
+    if !(served::<Experiment>(&client).await && served::<Trial>(&client).await) {
+        tracing::info!("the Experiment/Trial CRDs are not installed: tuning not watched (osprey crd installs them)");
+        return;
+    }
+    tracing::info!("running Katib Experiments and Trials");
+    let api = |c: &Client| -> (Api<Experiment>, Api<Trial>, Api<Pod>) {
+        match namespace.as_deref() {
+            Some(ns) => (
+                Api::namespaced(c.clone(), ns),
+                Api::namespaced(c.clone(), ns),
+                Api::namespaced(c.clone(), ns),
+            ),
+            None => (
+                Api::all(c.clone()),
+                Api::all(c.clone()),
+                Api::all(c.clone()),
+            ),
+        }
+    };
+    let (experiments, trials, pods) = api(&client);
+    let ectx = Arc::new(ExperimentContext {
+        client: client.clone(),
+        recorder: crate::events::recorder(&client),
+    });
+    let tctx = Arc::new(TrialContext {
+        client: client.clone(),
+        recorder: crate::events::recorder(&client),
+        image,
+    });
+    let ecount = count("Experiment");
+    let e = Controller::new(experiments, watcher::Config::default())
+        .owns(trials.clone(), watcher::Config::default())
+        .graceful_shutdown_on(shutdown.clone())
+        .run(experiment::reconcile, on_error, ectx)
+        .for_each(move |r| {
+            ecount(r.is_ok());
+            async {}
+        });
+    let tcount = count("Trial");
+    // A trial's run may be of any kind: its pods (labelled with the trial) are watched instead.
+    let t = Controller::new(trials, watcher::Config::default())
+        .watches(
+            pods,
+            watcher::Config::default().labels(TRIAL_LABEL),
+            |pod: Pod| {
+                let ns = pod.metadata.namespace.clone()?;
+                let name = pod.metadata.labels.as_ref()?.get(TRIAL_LABEL)?.clone();
+                Some(ObjectRef::<Trial>::new(&name).within(&ns))
+            },
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(trial::reconcile, on_error, tctx)
+        .for_each(move |r| {
+            tcount(r.is_ok());
+            async {}
+        });
+    futures::join!(e, t);
+}
