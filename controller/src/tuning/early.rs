@@ -131,15 +131,36 @@ pub fn first_steps_average(reports: &[f64], start_step: usize) -> Option<f64> {
     Some(first.iter().sum::<f64>() / first.len() as f64)
 }
 
+impl Comparison {
+    /// As Katib writes it in a Trial's `earlyStoppingRules` (`less`, `greater`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Comparison::Less => "less",
+            Comparison::Greater => "greater",
+        }
+    }
+}
+
 impl MedianStop {
     /// The rule given each Succeeded trial's objective reports in order; None while fewer than
     /// `min_trials_required` of them reported.
     pub fn rule(&self, metric: &str, succeeded: &[Vec<f64>], maximize: bool) -> Option<Rule> {
-        let mut avgs: Vec<f64> = succeeded
+        let avgs: Vec<f64> = succeeded
             .iter()
             .filter_map(|r| first_steps_average(r, self.start_step))
-            .filter(|v| v.is_finite())
             .collect();
+        self.rule_from_averages(metric, &avgs, maximize)
+    }
+
+    /// The rule given the Succeeded trials' first-steps averages (see [`first_steps_average`]);
+    /// None while fewer than `min_trials_required`.
+    pub fn rule_from_averages(
+        &self,
+        metric: &str,
+        averages: &[f64],
+        maximize: bool,
+    ) -> Option<Rule> {
+        let mut avgs: Vec<f64> = averages.iter().copied().filter(|v| v.is_finite()).collect();
         if avgs.is_empty() || avgs.len() < self.min_trials_required {
             return None;
         }

@@ -194,3 +194,54 @@ async fn tune_run_stops_a_trial_below_the_median() {
     let stopped = &report.trials[3];
     assert_eq!(stopped.metrics.first().map(|m| m.value), Some(0.1));
 }
+
+#[test]
+fn kubernetes_trials_get_the_medianstop_rule() {
+    use super::kube::run::early_stopping_rules;
+    let exp = |early: serde_json::Value| -> Experiment {
+        serde_json::from_value(json!({
+            "apiVersion": "kubeflow.org/v1beta1",
+            "kind": "Experiment",
+            "metadata": {"name": "k"},
+            "spec": {
+                "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+                "algorithm": {"algorithmName": "random"},
+                "earlyStopping": early,
+                "parameters": [{"name": "v", "parameterType": "double",
+                                "feasibleSpace": {"min": "0", "max": "1"}}],
+                "trialTemplate": {
+                    "primaryContainerName": "main",
+                    "trialSpec": {"kind": "Job", "spec": {"template": {"spec": {"containers": [
+                        {"name": "main", "command": ["true"]}]}}}}
+                }
+            }
+        }))
+        .expect("experiment")
+    };
+    let none = exp(serde_json::Value::Null);
+    let plan = none.plan().expect("plan");
+    assert_eq!(
+        early_stopping_rules(&none, &plan, &[1.0, 2.0, 3.0]),
+        (vec![], None)
+    );
+    let ms = exp(json!({"algorithmName": "medianstop", "algorithmSettings": [
+        {"name": "start_step", "value": "2"}]}));
+    let plan = ms.plan().expect("plan");
+    assert_eq!(
+        early_stopping_rules(&ms, &plan, &[1.0, 2.0]),
+        (vec![], Some(2))
+    );
+    let (rules, n) = early_stopping_rules(&ms, &plan, &[1.0, 2.0, 4.0]);
+    assert_eq!(n, Some(2));
+    assert_eq!(rules.len(), 1);
+    let r = &rules[0];
+    assert_eq!(
+        (
+            r.name.as_str(),
+            r.value.as_str(),
+            r.comparison.as_str(),
+            r.start_step
+        ),
+        ("loss", "2.0", "greater", 2)
+    );
+}

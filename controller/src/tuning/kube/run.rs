@@ -6,6 +6,7 @@ use super::trial::{self, Context as TrialContext};
 use crate::error::Error;
 use crate::training::run::served;
 use crate::tuning::experiment::{Experiment, Plan};
+use crate::tuning::space::format_double;
 use crate::tuning::trial::{EarlyStoppingRule, Trial, TRIAL_LABEL};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -21,11 +22,23 @@ use std::time::Duration;
 /// averages), and how many first reports each trial must average.
 pub fn early_stopping_rules(
     _exp: &Experiment,
-    _plan: &Plan,
-    _averages: &[f64],
+    plan: &Plan,
+    averages: &[f64],
 ) -> (Vec<EarlyStoppingRule>, Option<usize>) {
-    // MERGE: medianstop from tuning::early once it lands.
-    (Vec::new(), None)
+    let Some(ms) = &plan.early_stopping else {
+        return (Vec::new(), None);
+    };
+    let rules = ms
+        .rule_from_averages(&plan.metric, averages, plan.maximize)
+        .map(|r| EarlyStoppingRule {
+            name: r.metric,
+            value: format_double(r.value),
+            comparison: r.comparison.as_str().to_string(),
+            start_step: i64::try_from(r.start_step).unwrap_or(i64::MAX),
+        })
+        .into_iter()
+        .collect();
+    (rules, Some(ms.start_step))
 }
 
 fn on_error<K>(_: Arc<K>, e: &Error, _: Arc<impl Send + Sync>) -> Action {
