@@ -431,7 +431,7 @@ pub async fn run(
     });
     let best = trials
         .iter()
-        .filter(|t| t.state == "Succeeded")
+        .filter(|t| matches!(t.state.as_str(), "Succeeded" | "EarlyStopped"))
         .filter_map(|t| objective_of(t, &plan).map(|v| (v, t)))
         .fold(None::<(f64, &Trial)>, |acc, (v, t)| match acc {
             Some((bv, _)) if !better(&plan, v, bv) => acc,

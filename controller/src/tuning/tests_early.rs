@@ -193,6 +193,8 @@ async fn tune_run_stops_a_trial_below_the_median() {
     );
     let stopped = &report.trials[3];
     assert_eq!(stopped.metrics.first().map(|m| m.value), Some(0.1));
+    let best = report.current_optimal_trial.as_ref().expect("best");
+    assert_eq!(best.name, report.trials[0].name);
 }
 
 #[test]
