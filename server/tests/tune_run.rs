@@ -228,3 +228,48 @@ fn tpe_gets_closer_to_the_optimum_than_random_with_the_same_budget() {
     assert!(tpe > random, "tpe {tpe} vs random {random}");
     assert!(tpe > 9.0, "tpe {tpe}");
 }
+
+#[test]
+fn the_file_collector_reads_json_lines_the_trial_writes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let metrics = dir.path().join("metrics.log");
+    let collector = format!(
+        "  metricsCollectorSpec:\n    collector: {{kind: File}}\n    source:\n      \
+         fileSystemPath: {{path: {}, kind: File, format: JSON}}\n  trialTemplate:",
+        metrics.display()
+    );
+    // The trial prints nothing useful on stdout; it writes JSON lines with the score.
+    let script = format!(
+        "command: [sh, -c, 'echo score=-100; echo {{\\\"score\\\": \\\"${{trialParameters.x}}\\\"}} >> {m}; echo {{\\\"score\\\": 1, \\\"loss\\\": 2}} >> {m}']",
+        m = metrics.display()
+    );
+    let manifest = experiment(dir.path(), |t| {
+        let t = grid(t).replace("  trialTemplate:", &collector);
+        let start = t.find("command:").expect("command");
+        let end = t.find("restartPolicy").expect("restart");
+        format!("{}{script}\n            {}", &t[..start], &t[end..])
+    });
+    let out = dir.path().join("trials.json");
+    let o = tune(&manifest, &out);
+    assert!(o.status.success(), "{}", text(&o));
+    let r = report(&out);
+    let trials = r["trials"].as_array().expect("trials");
+    assert_eq!(trials.len(), 10, "the whole grid");
+    for t in trials {
+        let x: f64 = t["parameterAssignments"][0]["value"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .expect("x");
+        // max of the file's values (x and 1), never stdout's -100.
+        assert_eq!(score(t), x.max(1.0), "{t}");
+    }
+    // Shared by parallel trials on one machine: refused by field.
+    let manifest = experiment(dir.path(), |t| t.replace("  trialTemplate:", &collector));
+    let o = tune(&manifest, &out);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("spec.metricsCollectorSpec"),
+        "{}",
+        text(&o)
+    );
+}

@@ -180,6 +180,8 @@ pub struct Plan {
     pub primary: String,
     /// `spec.earlyStopping`, checked ([`super::early`]).
     pub early_stopping: Option<super::early::MedianStop>,
+    /// Where the trials' metrics are read (`spec.metricsCollectorSpec`).
+    pub collector: super::collector::Collector,
 }
 
 /// The algorithms `algorithmName` may name.
@@ -346,6 +348,7 @@ impl ExperimentSpec {
             trial_spec,
             primary,
             early_stopping,
+            collector: super::collector::Collector::from_spec(s.metrics_collector_spec.as_ref())?,
         })
     }
 }

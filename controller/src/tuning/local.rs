@@ -5,9 +5,9 @@
 //! `spec.earlyStopping` (medianstop), a running trial whose objective reports meet the rule
 //! computed from the trials succeeded so far is killed and marked `EarlyStopped`.
 
+use super::collector::{Collector, Source};
 use super::early::Rule;
 use super::experiment::{primary_container, trial_spec, Experiment, Plan};
-use super::metrics::parse_line;
 use super::space::Assignment;
 use super::suggest::{build, Outcome, Seen};
 use serde::{Deserialize, Serialize};
@@ -142,6 +142,7 @@ async fn run_trial(
     env: Vec<(String, String)>,
     quiet: bool,
     watch: Option<Watch>,
+    collector: Arc<Collector>,
 ) -> Finished {
     let Some((program, rest)) = argv.split_first() else {
         return (name, Err("the primary container has no command".into()));
@@ -178,13 +179,17 @@ async fn run_trial(
         let found = Arc::new(Mutex::new(Vec::new()));
         let (into, watch) = (found.clone(), watch.clone());
         let (reports, stopped, stop) = (reports.clone(), stopped.clone(), stop.clone());
+        let collector = collector.clone();
         let task = tokio::spawn(async move {
             let mut lines = BufReader::new(stream).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 if !quiet {
                     println!("[{name}] {line}");
                 }
-                let pairs = parse_line(&line);
+                let pairs = match collector.source {
+                    Source::StdOut => collector.parse(&line),
+                    Source::File { .. } => Vec::new(),
+                };
                 if let Some(w) = &watch {
                     for (_, v) in pairs.iter().filter(|(n, _)| *n == w.metric) {
                         let index = reports.fetch_add(1, Ordering::SeqCst) + 1;
@@ -220,6 +225,12 @@ async fn run_trial(
         let _ = task.await;
         metrics.extend(found.lock().map(|f| f.clone()).unwrap_or_default());
     }
+    if let Source::File { path, .. } = &collector.source {
+        // The File collector: the file the trial wrote, once it has finished.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            metrics.extend(text.lines().flat_map(|l| collector.parse(l)));
+        }
+    }
     let early = stopped.load(Ordering::SeqCst);
     match status {
         Ok(s) => (name, Ok((s.code().unwrap_or(128), metrics, early))),
@@ -250,6 +261,13 @@ pub async fn run(
     interrupt: impl Future<Output = ()>,
 ) -> Result<Report, TuneError> {
     let plan = read_plan(&args.experiment)?;
+    if matches!(plan.collector.source, Source::File { .. }) && plan.parallel > 1 {
+        return Err(TuneError::Invalid(
+            "spec.metricsCollectorSpec: the File collector's file is shared by trials running \
+             on this machine: set parallelTrialCount to 1 to run it here"
+                .into(),
+        ));
+    }
     let algorithm = build(&plan.algorithm, &plan.space)
         .map_err(|e| TuneError::Invalid(format!("spec.parameters: {e}")))?;
     // The primary container must be found before anything runs.
@@ -349,7 +367,18 @@ pub async fn run(
                 metrics: Vec::new(),
                 message: None,
             });
-            running.spawn(run_trial(name, argv, env, args.quiet, watch.clone()));
+            if let Source::File { path, .. } = &plan.collector.source {
+                // A file left by an earlier trial would be read as this one's.
+                let _ = std::fs::remove_file(path);
+            }
+            running.spawn(run_trial(
+                name,
+                argv,
+                env,
+                args.quiet,
+                watch.clone(),
+                Arc::new(plan.collector.clone()),
+            ));
         }
         if running.is_empty() {
             break;

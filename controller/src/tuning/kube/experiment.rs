@@ -9,7 +9,6 @@
 use super::trial::{finished, FIRST_AVERAGE_ANNOTATION};
 use crate::error::Error;
 use crate::pipeline::time::rfc3339;
-use crate::tuning::collector::Collector;
 use crate::tuning::experiment::{primary_container_of, trial_spec, Experiment, Plan};
 use crate::tuning::space::{Assignment, SpaceError};
 use crate::tuning::status::{
@@ -105,7 +104,7 @@ fn invalid(field: &str, message: impl Into<String>) -> SpaceError {
 }
 
 /// The plan of an Experiment, a ConfigMap template read in, everything checked.
-async fn checked_plan(client: &Client, exp: &Experiment) -> Result<(Plan, Collector), SpaceError> {
+async fn checked_plan(client: &Client, exp: &Experiment) -> Result<Plan, SpaceError> {
     let mut spec = exp.spec.clone();
     if spec.trial_template.trial_spec.is_none() {
         if let Some(cm) = &spec.trial_template.config_map {
@@ -143,7 +142,6 @@ async fn checked_plan(client: &Client, exp: &Experiment) -> Result<(Plan, Collec
         }
     }
     let plan = spec.plan(&exp.name_any())?;
-    let collector = Collector::from_spec(spec.metrics_collector_spec.as_ref())?;
     let probe: Assignment = plan
         .space
         .iter()
@@ -153,7 +151,7 @@ async fn checked_plan(client: &Client, exp: &Experiment) -> Result<(Plan, Collec
     primary_container_of(&t, &plan.primary)
         .map_err(|e| invalid("spec.trialTemplate.primaryContainerName", e))?;
     build(&plan.algorithm, &plan.space).map_err(|e| invalid("spec.parameters", e))?;
-    Ok((plan, collector))
+    Ok(plan)
 }
 
 async fn write_status(
@@ -184,7 +182,7 @@ pub async fn reconcile(exp: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action
     if is_true(&st.conditions, SUCCEEDED) || is_true(&st.conditions, FAILED) {
         return Ok(Action::await_change());
     }
-    let (plan, _collector) = match checked_plan(&ctx.client, &exp).await {
+    let plan = match checked_plan(&ctx.client, &exp).await {
         Ok(p) => p,
         Err(e) => {
             let m = e.to_string();
