@@ -4,7 +4,7 @@ the test node agent runs examples/tuning/quadratic.py in it), its metrics collec
 `osprey` binary wrapping the trial's command (copied in by an init container) and read back from
 the termination message. Covers the stock Katib SDK (kubeflow-katib 0.19.0 in .venv-katib:
 create_experiment, wait_for_experiment_condition, get_experiment_conditions,
-get_optimal_hyperparameters), the goal, maxFailedTrialCount, MetricsUnavailable and invalid
+get_optimal_hyperparameters), the goal (a template from a ConfigMap), maxFailedTrialCount, MetricsUnavailable and invalid
 experiments failing with reason InvalidSpec and a message naming the field. Needs root,
 iproute2, target/debug/osprey and .venv-katib; skipped otherwise."""
 
@@ -16,6 +16,7 @@ import subprocess
 import uuid
 
 import pytest
+import yaml
 
 from agent_harness import full_cluster, wait_for
 from node_agent.api import ApiError
@@ -144,10 +145,18 @@ def test_the_katib_sdk_runs_an_experiment_of_jobs(k, ns):
 
 def test_goal_max_failed_and_metrics_unavailable(k, ns):
     # The grid's first point is the optimum (score 10): the goal stops the experiment at once.
-    k.api.post(EXPERIMENTS.format(ns=ns), experiment(
+    # Its trial template comes from a ConfigMap.
+    goal = experiment(
         "goal", {"algorithmName": "grid"}, grid(["2", "3"], ["-1", "0"]), [],
         parallelTrialCount=1, maxTrialCount=4, objective={
-            "type": "maximize", "goal": 9.99, "objectiveMetricName": "score"}))
+            "type": "maximize", "goal": 9.99, "objectiveMetricName": "score"})
+    template = goal["spec"]["trialTemplate"].pop("trialSpec")
+    k.api.post(f"/api/v1/namespaces/{ns}/configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "trial-templates"},
+        "data": {"quadratic.yaml": yaml.safe_dump(template)}})
+    goal["spec"]["trialTemplate"]["configMap"] = {"configMapName": "trial-templates",
+                                                  "templatePath": "quadratic.yaml"}
+    k.api.post(EXPERIMENTS.format(ns=ns), goal)
     # Every trial fails (x > 1): the second failure is more than maxFailedTrialCount 1.
     k.api.post(EXPERIMENTS.format(ns=ns), experiment(
         "failing", {"algorithmName": "grid"}, grid(["2", "3", "4"], ["0"]), ["--fail-above", "1"],
@@ -174,7 +183,7 @@ def test_goal_max_failed_and_metrics_unavailable(k, ns):
     assert condition(trials(k, ns, "silent")[0], "MetricsUnavailable")
 
 
-@pytest.mark.parametrize("change,field", [
+INVALID = [
     (lambda s: s.update(parameters=[]), "spec.parameters"),
     (lambda s: s["parameters"][0].update(parameterType="double", feasibleSpace={"min": "5", "max": "1"}),
      "spec.parameters[0].feasibleSpace.min"),
@@ -184,13 +193,17 @@ def test_goal_max_failed_and_metrics_unavailable(k, ns):
     (lambda s: s["trialTemplate"]["trialParameters"].append({"name": "lr", "reference": "lr"}),
      "spec.trialTemplate.trialParameters[2].reference"),
     (lambda s: s["trialTemplate"].update(primaryContainerName="missing"), "spec.trialTemplate.primaryContainerName"),
-])
-def test_invalid_experiments_fail_naming_the_field(k, ns, change, field):
-    exp = experiment("bad", {"algorithmName": "random"}, grid(["1"], ["1"]), [])
-    change(exp["spec"])
-    k.api.post(EXPERIMENTS.format(ns=ns), exp)
-    e = finished(k, ns, "bad", timeout=60)
-    c = condition(e, "Failed")
-    assert c and c["reason"] == "InvalidSpec", e.get("status")
-    assert field in c["message"], c["message"]
-    assert trials(k, ns, "bad") == []
+]
+
+
+def test_invalid_experiments_fail_naming_the_field(k, ns):
+    for i, (change, _) in enumerate(INVALID):
+        exp = experiment(f"bad-{i}", {"algorithmName": "random"}, grid(["1"], ["1"]), [])
+        change(exp["spec"])
+        k.api.post(EXPERIMENTS.format(ns=ns), exp)
+    for i, (_, field) in enumerate(INVALID):
+        e = finished(k, ns, f"bad-{i}", timeout=60)
+        c = condition(e, "Failed")
+        assert c and c["reason"] == "InvalidSpec", e.get("status")
+        assert field in c["message"], c["message"]
+        assert trials(k, ns, f"bad-{i}") == []

@@ -9,7 +9,9 @@ use crate::tuning::experiment::{Experiment, Plan};
 use crate::tuning::space::format_double;
 use crate::tuning::trial::{EarlyStoppingRule, Trial, TRIAL_LABEL};
 use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
@@ -41,6 +43,13 @@ pub fn early_stopping_rules(
     (rules, Some(ms.start_step))
 }
 
+/// The Trial an object labelled with `katib.kubeflow.org/trial` belongs to.
+fn trial_of(meta: &ObjectMeta) -> Option<ObjectRef<Trial>> {
+    let ns = meta.namespace.clone()?;
+    let name = meta.labels.as_ref()?.get(TRIAL_LABEL)?.clone();
+    Some(ObjectRef::<Trial>::new(&name).within(&ns))
+}
+
 fn on_error<K>(_: Arc<K>, e: &Error, _: Arc<impl Send + Sync>) -> Action {
     tracing::warn!(error = %e, "tuning reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
@@ -66,9 +75,10 @@ pub async fn run(
         return;
     }
     tracing::info!("running Katib Experiments and Trials");
-    let api = |c: &Client| -> (Api<Experiment>, Api<Trial>, Api<Pod>) {
+    let api = |c: &Client| -> (Api<Experiment>, Api<Trial>, Api<Pod>, Api<Job>) {
         match namespace.as_deref() {
             Some(ns) => (
+                Api::namespaced(c.clone(), ns),
                 Api::namespaced(c.clone(), ns),
                 Api::namespaced(c.clone(), ns),
                 Api::namespaced(c.clone(), ns),
@@ -77,10 +87,11 @@ pub async fn run(
                 Api::all(c.clone()),
                 Api::all(c.clone()),
                 Api::all(c.clone()),
+                Api::all(c.clone()),
             ),
         }
     };
-    let (experiments, trials, pods) = api(&client);
+    let (experiments, trials, pods, jobs) = api(&client);
     let ectx = Arc::new(ExperimentContext {
         client: client.clone(),
         recorder: crate::events::recorder(&client),
@@ -100,16 +111,18 @@ pub async fn run(
             async {}
         });
     let tcount = count("Trial");
-    // A trial's run may be of any kind: its pods (labelled with the trial) are watched instead.
+    // A trial's run may be of any kind: its pods and, for the default kind, its Job (both
+    // labelled with the trial) are watched; other kinds are polled while they run.
     let t = Controller::new(trials, watcher::Config::default())
         .watches(
             pods,
             watcher::Config::default().labels(TRIAL_LABEL),
-            |pod: Pod| {
-                let ns = pod.metadata.namespace.clone()?;
-                let name = pod.metadata.labels.as_ref()?.get(TRIAL_LABEL)?.clone();
-                Some(ObjectRef::<Trial>::new(&name).within(&ns))
-            },
+            |pod: Pod| trial_of(&pod.metadata),
+        )
+        .watches(
+            jobs,
+            watcher::Config::default().labels(TRIAL_LABEL),
+            |job: Job| trial_of(&job.metadata),
         )
         .graceful_shutdown_on(shutdown)
         .run(trial::reconcile, on_error, tctx)

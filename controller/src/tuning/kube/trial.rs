@@ -314,7 +314,12 @@ pub async fn reconcile(trial: Arc<Trial>, ctx: Arc<Context>) -> Result<Action, E
             st.start_time.get_or_insert(now);
             write_status(&api, &name, &st).await?;
         }
-        return Ok(Action::requeue(Duration::from_secs(60)));
+        // Jobs and pods are watched; other kinds are polled.
+        return Ok(Action::requeue(Duration::from_secs(if kind == "Job" {
+            60
+        } else {
+            10
+        })));
     }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let list = pods
