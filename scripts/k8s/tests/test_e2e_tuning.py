@@ -4,7 +4,8 @@ the test node agent runs examples/tuning/quadratic.py in it), its metrics collec
 `osprey` binary wrapping the trial's command (copied in by an init container) and read back from
 the termination message. Covers the stock Katib SDK (kubeflow-katib 0.19.0 in .venv-katib:
 create_experiment, wait_for_experiment_condition, get_experiment_conditions,
-get_optimal_hyperparameters), the goal (a template from a ConfigMap), maxFailedTrialCount, MetricsUnavailable and invalid
+get_optimal_hyperparameters), the goal (a template from a ConfigMap), maxFailedTrialCount, MetricsUnavailable, medianstop
+early stopping through the collector, and invalid
 experiments failing with reason InvalidSpec and a message naming the field. Needs root,
 iproute2, target/debug/osprey and .venv-katib; skipped otherwise."""
 
@@ -165,6 +166,13 @@ def test_goal_max_failed_and_metrics_unavailable(k, ns):
     k.api.post(EXPERIMENTS.format(ns=ns), experiment(
         "silent", {"algorithmName": "random"}, grid(["1"], ["1"]), ["--no-metrics"],
         parallelTrialCount=1, maxTrialCount=1))
+    # medianstop after 2 succeeded trials, from the 2nd report: the third trial (score -15)
+    # reports -17, -16 against a median first-two-reports average of 8: stopped at -16.
+    k.api.post(EXPERIMENTS.format(ns=ns), experiment(
+        "median", {"algorithmName": "grid"}, grid(["2", "-3"], ["-1", "0"]), [],
+        parallelTrialCount=1, maxTrialCount=3, earlyStopping={
+            "algorithmName": "medianstop", "algorithmSettings": [
+                {"name": "min_trials_required", "value": "2"}, {"name": "start_step", "value": "2"}]}))
     goal = finished(k, ns, "goal")
     c = condition(goal, "Succeeded")
     assert c and c["reason"] == "ExperimentGoalReached", goal["status"]
@@ -181,6 +189,17 @@ def test_goal_max_failed_and_metrics_unavailable(k, ns):
     assert silent["status"]["trialMetricsUnavailable"] == 1
     assert not silent["status"]["currentOptimalTrial"].get("bestTrialName")
     assert condition(trials(k, ns, "silent")[0], "MetricsUnavailable")
+    median = finished(k, ns, "median")
+    assert condition(median, "Succeeded"), median["status"]
+    assert median["status"]["trialsEarlyStopped"] == 1, median["status"]
+    first, second, third = trials(k, ns, "median")
+    assert first["spec"].get("earlyStoppingRules") is None and condition(second, "Succeeded")
+    rule = third["spec"]["earlyStoppingRules"][0]
+    assert (rule["name"], rule["comparison"], float(rule["value"]), rule["startStep"]) == \
+        ("score", "less", 8.0, 2), rule
+    assert condition(third, "EarlyStopped"), third.get("status")
+    m = {m["name"]: m for m in third["status"]["observation"]["metrics"]}
+    assert float(m["score"]["latest"]) == -16.0, m
 
 
 INVALID = [
