@@ -119,36 +119,7 @@ pub fn set_condition(
     message: &str,
     now: &str,
 ) {
-    let v = if value { "True" } else { "False" };
-    match status.conditions.iter().position(|c| c.type_ == type_) {
-        Some(pos) => {
-            let c = &status.conditions[pos];
-            if c.status == v
-                && c.reason.as_deref() == Some(reason)
-                && c.message.as_deref() == Some(message)
-            {
-                return;
-            }
-            let mut c = status.conditions.remove(pos);
-            if c.status != v {
-                c.last_transition_time = Some(now.to_string());
-            }
-            c.status = v.into();
-            c.reason = Some(reason.into());
-            c.message = Some(message.into());
-            c.last_update_time = Some(now.to_string());
-            status.conditions.push(c);
-        }
-        None => status.conditions.push(JobCondition {
-            type_: type_.into(),
-            status: v.into(),
-            reason: Some(reason.into()),
-            message: Some(message.into()),
-            last_update_time: Some(now.to_string()),
-            last_transition_time: Some(now.to_string()),
-        }),
-    }
-    if value {
+    if upsert_condition(&mut status.conditions, type_, value, reason, message, now) && value {
         let excluded: &[&str] = match type_ {
             RUNNING => &[RESTARTING],
             RESTARTING => &[RUNNING],
@@ -163,6 +134,50 @@ pub fn set_condition(
             }
         }
     }
+}
+
+/// Sets condition `type_` in `conditions` (one per type): unchanged, nothing happens; changed,
+/// it moves to the end with `now` as its update time (and transition time when its status
+/// changed). Returns whether it changed. Shared with Katib's Experiments and Trials.
+pub fn upsert_condition(
+    conditions: &mut Vec<JobCondition>,
+    type_: &str,
+    value: bool,
+    reason: &str,
+    message: &str,
+    now: &str,
+) -> bool {
+    let v = if value { "True" } else { "False" };
+    match conditions.iter().position(|c| c.type_ == type_) {
+        Some(pos) => {
+            let same = conditions.get(pos).is_some_and(|c| {
+                c.status == v
+                    && c.reason.as_deref() == Some(reason)
+                    && c.message.as_deref() == Some(message)
+            });
+            if same {
+                return false;
+            }
+            let mut c = conditions.remove(pos);
+            if c.status != v {
+                c.last_transition_time = Some(now.to_string());
+            }
+            c.status = v.into();
+            c.reason = Some(reason.into());
+            c.message = Some(message.into());
+            c.last_update_time = Some(now.to_string());
+            conditions.push(c);
+        }
+        None => conditions.push(JobCondition {
+            type_: type_.into(),
+            status: v.into(),
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            last_update_time: Some(now.to_string()),
+            last_transition_time: Some(now.to_string()),
+        }),
+    }
+    true
 }
 
 /// The label selector of a replica type's pods.

@@ -6,6 +6,7 @@
 //! controller reads it back into the Trial's observation.
 
 use super::collector::{Collector, Source};
+use super::early::{Comparison, Rule};
 use super::trial::EarlyStoppingRule;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -81,54 +82,35 @@ pub struct Collected {
 }
 
 /// A parsed `--rule`.
-pub fn parse_rule(text: &str) -> Result<EarlyStoppingRule, String> {
+pub fn parse_rule(text: &str) -> Result<Rule, String> {
     let parts: Vec<&str> = text.splitn(4, ':').collect();
     let [name, comparison, value, start] = parts.as_slice() else {
         return Err(format!(
             "--rule {text:?}: expected NAME:COMPARISON:VALUE:START_STEP"
         ));
     };
-    if !matches!(*comparison, "less" | "greater" | "equal") {
-        return Err(format!(
-            "--rule {text:?}: comparison must be less, greater or equal"
-        ));
-    }
-    value
+    let comparison = Comparison::parse(comparison)
+        .ok_or_else(|| format!("--rule {text:?}: comparison must be less, greater or equal"))?;
+    let value = value
         .parse::<f64>()
         .map_err(|_| format!("--rule {text:?}: value is not a number"))?;
     let start_step = start
-        .parse::<i64>()
-        .map_err(|_| format!("--rule {text:?}: START_STEP is not an integer"))?;
-    Ok(EarlyStoppingRule {
-        name: name.to_string(),
-        value: value.to_string(),
-        comparison: comparison.to_string(),
+        .parse::<usize>()
+        .map_err(|_| format!("--rule {text:?}: START_STEP is not a non-negative integer"))?;
+    Ok(Rule {
+        metric: name.to_string(),
+        value,
+        comparison,
         start_step,
     })
 }
 
-/// The rule as a `--rule` flag value.
+/// A Trial's rule as a `--rule` flag value.
 pub fn rule_arg(rule: &EarlyStoppingRule) -> String {
     format!(
         "{}:{}:{}:{}",
         rule.name, rule.comparison, rule.value, rule.start_step
     )
-}
-
-/// Whether `value`, the `count`-th report (from 1) of the rule's metric, meets the rule.
-pub fn rule_met(rule: &EarlyStoppingRule, count: usize, value: f64) -> bool {
-    let Ok(target) = rule.value.parse::<f64>() else {
-        return false;
-    };
-    if (count as i64) < rule.start_step.max(1) {
-        return false;
-    }
-    match rule.comparison.as_str() {
-        "less" => value < target,
-        "greater" => value > target,
-        "equal" => value == target,
-        _ => false,
-    }
 }
 
 /// Accumulates reports.
@@ -139,7 +121,7 @@ struct Tally<'a> {
 
 impl Tally<'_> {
     /// Records the reports of one line; true when a rule is met.
-    fn add(&mut self, found: Vec<(String, f64)>, rules: &[EarlyStoppingRule]) -> bool {
+    fn add(&mut self, found: Vec<(String, f64)>, rules: &[Rule]) -> bool {
         let mut stop = false;
         for (name, v) in found {
             let Some(i) = self.names.iter().position(|n| *n == name) else {
@@ -150,9 +132,7 @@ impl Tally<'_> {
             };
             vals.push(v);
             let count = vals.len();
-            stop |= rules
-                .iter()
-                .any(|r| r.name == name && rule_met(r, count, v));
+            stop |= rules.iter().any(|r| r.metric == name && r.stops(count, v));
         }
         stop
     }
@@ -487,18 +467,31 @@ mod tests {
 
     #[test]
     fn rules_parse_and_apply() {
-        let r = parse_rule("accuracy:less:0.5:4").expect("valid");
-        assert_eq!(rule_arg(&r), "accuracy:less:0.5:4");
-        assert!(!rule_met(&r, 3, 0.1));
-        assert!(rule_met(&r, 4, 0.1));
-        assert!(!rule_met(&r, 5, 0.6));
+        let spec = EarlyStoppingRule {
+            name: "accuracy".into(),
+            value: "0.5".into(),
+            comparison: "less".into(),
+            start_step: 4,
+        };
+        assert_eq!(rule_arg(&spec), "accuracy:less:0.5:4");
+        let r = parse_rule(&rule_arg(&spec)).expect("valid");
+        assert_eq!(
+            (r.metric.as_str(), r.value, r.start_step),
+            ("accuracy", 0.5, 4)
+        );
+        assert!(!r.stops(3, 0.1));
+        assert!(r.stops(4, 0.1));
+        assert!(!r.stops(5, 0.6));
         let g = parse_rule("loss:greater:2:1").expect("valid");
-        assert!(rule_met(&g, 1, 3.0) && !rule_met(&g, 1, 1.0));
+        assert!(g.stops(1, 3.0) && !g.stops(1, 1.0));
+        let e = parse_rule("loss:equal:2:1").expect("valid");
+        assert!(e.stops(1, 2.0) && !e.stops(1, 2.5));
         for bad in [
             "accuracy:less:0.5",
             "a:more:1:1",
             "a:less:x:1",
             "a:less:1:y",
+            "a:less:1:-1",
         ] {
             assert!(parse_rule(bad).is_err(), "{bad}");
         }

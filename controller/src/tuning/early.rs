@@ -99,6 +99,8 @@ pub enum Comparison {
     Less,
     /// Stop when the report is above (minimising).
     Greater,
+    /// Stop when the report equals the value (Katib's third comparison).
+    Equal,
 }
 
 /// Katib's early stopping rule for the running trials.
@@ -118,6 +120,7 @@ impl Rule {
             && match self.comparison {
                 Comparison::Less => value < self.value,
                 Comparison::Greater => value > self.value,
+                Comparison::Equal => value == self.value,
             }
     }
 }
@@ -132,11 +135,22 @@ pub fn first_steps_average(reports: &[f64], start_step: usize) -> Option<f64> {
 }
 
 impl Comparison {
-    /// As Katib writes it in a Trial's `earlyStoppingRules` (`less`, `greater`).
+    /// As Katib writes it in a Trial's `earlyStoppingRules` (`less`, `greater`, `equal`).
     pub fn as_str(&self) -> &'static str {
         match self {
             Comparison::Less => "less",
             Comparison::Greater => "greater",
+            Comparison::Equal => "equal",
+        }
+    }
+
+    /// From Katib's name.
+    pub fn parse(text: &str) -> Option<Comparison> {
+        match text {
+            "less" => Some(Comparison::Less),
+            "greater" => Some(Comparison::Greater),
+            "equal" => Some(Comparison::Equal),
+            _ => None,
         }
     }
 }

@@ -15,23 +15,9 @@ pub const KILLED: &str = "Killed";
 pub const METRICS_UNAVAILABLE: &str = "MetricsUnavailable";
 pub const EARLY_STOPPED: &str = "EarlyStopped";
 
-/// A condition as Katib writes it.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct KatibCondition {
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// "True", "False" or "Unknown".
-    pub status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_update_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_transition_time: Option<String>,
-}
+/// A condition as Katib writes it: the same fields as the training operator's (type, status,
+/// reason, message, lastUpdateTime, lastTransitionTime).
+pub use crate::training::crd::JobCondition as KatibCondition;
 
 /// One parameter's value in a trial.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -125,8 +111,9 @@ pub fn is_true(conditions: &[KatibCondition], type_: &str) -> bool {
         .any(|c| c.type_ == type_ && c.status == "True")
 }
 
-/// Sets condition `type_` (True, with reason and message); a condition that changes status gets
-/// `now` as its transition time. Katib keeps one condition per type; the others stay.
+/// Sets condition `type_` (with reason and message): Katib keeps one condition per type; a
+/// changed one moves to the end (the `Type` column reads the last), with `now` as its update
+/// time, and as its transition time when its status changed.
 pub fn set_condition(
     conditions: &mut Vec<KatibCondition>,
     type_: &str,
@@ -135,29 +122,5 @@ pub fn set_condition(
     message: &str,
     now: &str,
 ) {
-    let status = if status { "True" } else { "False" };
-    match conditions.iter_mut().find(|c| c.type_ == type_) {
-        Some(c) => {
-            if c.status != status {
-                c.last_transition_time = Some(now.to_string());
-            }
-            if c.status != status
-                || c.reason.as_deref() != Some(reason)
-                || c.message.as_deref() != Some(message)
-            {
-                c.last_update_time = Some(now.to_string());
-            }
-            c.status = status.into();
-            c.reason = Some(reason.into());
-            c.message = Some(message.into());
-        }
-        None => conditions.push(KatibCondition {
-            type_: type_.into(),
-            status: status.into(),
-            reason: Some(reason.into()),
-            message: Some(message.into()),
-            last_update_time: Some(now.to_string()),
-            last_transition_time: Some(now.to_string()),
-        }),
-    }
+    crate::training::status::upsert_condition(conditions, type_, status, reason, message, now);
 }

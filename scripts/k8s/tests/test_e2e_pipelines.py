@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 
 import pytest
 import yaml
 
 from agent_harness import full_cluster, wait_for
-from node_agent.api import ApiError
 from test_e2e_inferenceservice import OSPREY, REPO
-from test_e2e_training import Cluster, controller_on, diagnose
+from test_e2e_training import Cluster, controller_on, diagnose, fresh_namespace
 
 BRIDGE, CIDR, NODE = "ospk-br2", "10.251.0.0/16", "osprey-pipeline-node"
 RUNS = "/apis/pipelines.osprey.dev/v1alpha1/namespaces/{ns}/pipelineruns"
@@ -44,13 +42,7 @@ def k(control_plane):
 
 @pytest.fixture
 def ns(k):
-    name = "pl-" + uuid.uuid4().hex[:6]
-    k.api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    yield name
-    try:
-        k.api.delete(f"/api/v1/namespaces/{name}")
-    except ApiError:
-        pass
+    yield from fresh_namespace(k, "pl")
 
 
 _compiled: dict[str, dict] = {}

@@ -88,15 +88,20 @@ def k(control_plane):
                                              "inferenceservices.serving.osprey.dev"))
 
 
-@pytest.fixture
-def ns(k):
-    name = "tr-" + uuid.uuid4().hex[:6]
+def fresh_namespace(k: Cluster, prefix: str):
+    """Generator for a test fixture: a new namespace `<prefix>-xxxxxx`, deleted afterwards."""
+    name = f"{prefix}-" + uuid.uuid4().hex[:6]
     k.api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     yield name
     try:
         k.api.delete(f"/api/v1/namespaces/{name}")
     except ApiError:
         pass
+
+
+@pytest.fixture
+def ns(k):
+    yield from fresh_namespace(k, "tr")
 
 
 # --- helpers ---
@@ -459,7 +464,7 @@ def test_kubeflow_training_sdk(k, ns):
             }))
     tc.create_job(job)
     try:
-        done = tc.wait_for_job_conditions("sdk-job", namespace=ns, job_kind="PyTorchJob", wait_timeout=60,
+        done = tc.wait_for_job_conditions("sdk-job", namespace=ns, job_kind="PyTorchJob", wait_timeout=180,
                                           polling_interval=1)
     except (RuntimeError, TimeoutError) as e:
         raise AssertionError(f"{e}\n\n{diagnose(k, ns, 'PyTorchJob', 'sdk-job')}") from None

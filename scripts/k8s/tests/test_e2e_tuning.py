@@ -14,15 +14,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import uuid
 
 import pytest
 import yaml
 
 from agent_harness import full_cluster, wait_for
-from node_agent.api import ApiError
 from test_e2e_inferenceservice import OSPREY, REPO
-from test_e2e_training import Cluster, controller_on
+from test_e2e_training import Cluster, controller_on, fresh_namespace
 
 BRIDGE, CIDR, NODE = "ospk-br3", "10.252.0.0/16", "osprey-tuning-node"
 EXPERIMENTS = "/apis/kubeflow.org/v1beta1/namespaces/{ns}/experiments"
@@ -48,13 +46,7 @@ def k(control_plane):
 
 @pytest.fixture
 def ns(k):
-    name = "tu-" + uuid.uuid4().hex[:6]
-    k.api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    yield name
-    try:
-        k.api.delete(f"/api/v1/namespaces/{name}")
-    except ApiError:
-        pass
+    yield from fresh_namespace(k, "tu")
 
 
 def score(x: float, y: float) -> float:

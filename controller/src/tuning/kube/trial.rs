@@ -72,6 +72,27 @@ async fn write_status(api: &Api<Trial>, name: &str, st: &TrialStatus) -> Result<
     Ok(())
 }
 
+/// Fails the trial with `message` and writes its status.
+async fn fail(
+    api: &Api<Trial>,
+    name: &str,
+    st: &mut TrialStatus,
+    message: &str,
+    now: String,
+) -> Result<Action, Error> {
+    set_condition(
+        &mut st.conditions,
+        FAILED,
+        true,
+        "TrialFailed",
+        message,
+        &now,
+    );
+    st.completion_time = Some(now);
+    write_status(api, name, st).await?;
+    Ok(Action::await_change())
+}
+
 /// The observation from the primary container's termination message of the trial's pods:
 /// the pod's that matches primaryPodLabels, a succeeded one first.
 fn collected_from(pods: &[Pod], trial: &Trial) -> Option<Collected> {
@@ -152,9 +173,7 @@ pub async fn reconcile(trial: Arc<Trial>, ctx: Arc<Context>) -> Result<Action, E
         Ok(a) => a,
         Err(e) => {
             if !finished(&st) {
-                set_condition(&mut st.conditions, FAILED, true, "TrialFailed", &e, &now);
-                st.completion_time = Some(now);
-                write_status(&api, &name, &st).await?;
+                return fail(&api, &name, &mut st, &e, now).await;
             }
             return Ok(Action::await_change());
         }
@@ -179,10 +198,7 @@ pub async fn reconcile(trial: Arc<Trial>, ctx: Arc<Context>) -> Result<Action, E
         if is_true(&st.conditions, RUNNING) {
             let m = "the trial's run resource was deleted";
             set_condition(&mut st.conditions, RUNNING, false, "TrialFailed", m, &now);
-            set_condition(&mut st.conditions, FAILED, true, "TrialFailed", m, &now);
-            st.completion_time = Some(now);
-            write_status(&api, &name, &st).await?;
-            return Ok(Action::await_change());
+            return fail(&api, &name, &mut st, m, now).await;
         }
         let collector =
             Collector::from_spec(trial.spec.metrics_collector.as_ref()).map_err(|e| e.to_string());
@@ -208,9 +224,7 @@ pub async fn reconcile(trial: Arc<Trial>, ctx: Arc<Context>) -> Result<Action, E
         {
             Ok(o) => o,
             Err(e) => {
-                set_condition(&mut st.conditions, FAILED, true, "TrialFailed", &e, &now);
-                st.completion_time = Some(now);
-                write_status(&api, &name, &st).await?;
+                let action = fail(&api, &name, &mut st, &e, now).await?;
                 crate::events::publish(
                     &ctx.recorder,
                     &trial.object_ref(&()),
@@ -219,7 +233,7 @@ pub async fn reconcile(trial: Arc<Trial>, ctx: Arc<Context>) -> Result<Action, E
                     &e,
                 )
                 .await;
-                return Ok(Action::await_change());
+                return Ok(action);
             }
         };
         match runs.create(&PostParams::default(), &obj).await {
@@ -227,10 +241,7 @@ pub async fn reconcile(trial: Arc<Trial>, ctx: Arc<Context>) -> Result<Action, E
             Err(kube::Error::Api(e)) if e.code == 409 => {}
             Err(kube::Error::Api(e)) if e.code == 422 || e.code == 400 => {
                 let m = format!("spec.runSpec: refused by the API server: {}", e.message);
-                set_condition(&mut st.conditions, FAILED, true, "TrialFailed", &m, &now);
-                st.completion_time = Some(now);
-                write_status(&api, &name, &st).await?;
-                return Ok(Action::await_change());
+                return fail(&api, &name, &mut st, &m, now).await;
             }
             Err(e) => return Err(e.into()),
         }
@@ -261,10 +272,7 @@ pub async fn reconcile(trial: Arc<Trial>, ctx: Arc<Context>) -> Result<Action, E
         .is_some_and(|o| o.iter().any(|r| r.uid == uid));
     if !owned {
         let m = format!("a resource named {name} exists and is not this trial's");
-        set_condition(&mut st.conditions, FAILED, true, "TrialFailed", &m, &now);
-        st.completion_time = Some(now);
-        write_status(&api, &name, &st).await?;
-        return Ok(Action::await_change());
+        return fail(&api, &name, &mut st, &m, now).await;
     }
     let doc = serde_json::to_value(&run).unwrap_or(Value::Null);
     let kind = run_spec.get("kind").and_then(Value::as_str).unwrap_or("");
@@ -293,10 +301,7 @@ pub async fn reconcile(trial: Arc<Trial>, ctx: Arc<Context>) -> Result<Action, E
                 (Ok(a), Ok(b)) => (a, b),
                 (Err(e), _) | (_, Err(e)) => {
                     let m = format!("success/failure condition: {e}");
-                    set_condition(&mut st.conditions, FAILED, true, "TrialFailed", &m, &now);
-                    st.completion_time = Some(now);
-                    write_status(&api, &name, &st).await?;
-                    return Ok(Action::await_change());
+                    return fail(&api, &name, &mut st, &m, now).await;
                 }
             }
         }
